@@ -1,1 +1,502 @@
-//! placeholder
+//! Typed settings for every dbt-ops process.
+//!
+//! Layers, later wins: the defaults written here < a TOML file (`dbt-ops.toml`, or the one
+//! named with `--config`) < environment variables `DBT_OPS__SECTION__KEY` (for example
+//! `DBT_OPS__FIXER__MAX_ATTEMPTS=5`). Settings are loaded once at start-up; a value that
+//! does not parse or is out of range stops start-up with an error naming the key.
+//! `dbt-ops.example.toml` at the repository root documents every key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment prefix; keys below it are separated by a double underscore.
+pub const ENV_PREFIX: &str = "DBT_OPS";
+/// The settings file read from the working directory when no other is named.
+pub const DEFAULT_FILE: &str = "dbt-ops.toml";
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The named file does not exist (only for a file named explicitly).
+    #[error("settings file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A value did not parse; the config crate's message names the key.
+    #[error("invalid settings: {0}")]
+    Parse(#[from] config::ConfigError),
+    /// A value parsed but is outside what dbt-ops can work with.
+    #[error("invalid settings: `{key}` {problem}")]
+    Invalid {
+        /// The dotted key, e.g. `fixer.max_attempts`.
+        key: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+}
+
+/// A secret string (password, token, API key): never printed by Debug or Display.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(<empty>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+/// Every setting of every service; each process reads the sections it needs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// How to reach NATS and how the stream is laid out.
+    pub nats: NatsSettings,
+    /// Logs and trace export.
+    pub telemetry: TelemetrySettings,
+    /// From artifacts to incidents.
+    pub detector: DetectorSettings,
+    /// From incident to proposal.
+    pub fixer: FixerSettings,
+    /// From proposal to proof.
+    pub validator: ValidatorSettings,
+    /// From proof to branch or merge request.
+    pub delivery: DeliverySettings,
+}
+
+/// NATS connection and JetStream layout.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Server URL; `NATS_URL` in the environment also sets it (see [`Settings::load`]).
+    pub url: String,
+    /// The JetStream stream holding every dbt-ops subject.
+    pub stream: String,
+    /// First token of every subject; tests give each system its own.
+    pub subject_prefix: String,
+    /// The KV bucket holding each incident's state.
+    pub incidents_bucket: String,
+    /// The object store bucket for artifacts too large for a message.
+    pub artifacts_bucket: String,
+    /// Artifacts larger than this travel through the object store.
+    pub inline_artifact_limit_bytes: u64,
+    /// How long the stream remembers a `Nats-Msg-Id` for de-duplication.
+    pub duplicate_window_secs: u64,
+    /// How many times a message is delivered before it goes to the dead-letter subject.
+    pub max_deliver: i64,
+    /// How long the server waits for an ack before redelivering; handlers that take longer
+    /// send progress acks.
+    pub ack_wait_secs: u64,
+    /// Optional credentials.
+    pub user: String,
+    /// Password for `user`.
+    pub password: Secret,
+    /// A token, for token authentication.
+    pub token: Secret,
+    /// Path of a `.creds` file (JWT + NKey).
+    pub credentials_file: String,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "DBTOPS".into(),
+            subject_prefix: "dbtops".into(),
+            incidents_bucket: "dbtops-incidents".into(),
+            artifacts_bucket: "dbtops-artifacts".into(),
+            inline_artifact_limit_bytes: 256 * 1024,
+            duplicate_window_secs: 120,
+            max_deliver: 5,
+            ack_wait_secs: 30,
+            user: String::new(),
+            password: Secret::default(),
+            token: Secret::default(),
+            credentials_file: String::new(),
+        }
+    }
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; empty: no export.
+    pub otlp_endpoint: String,
+    /// `tracing` filter directive, e.g. `info,dbtops_bus=debug`.
+    pub log_filter: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Prefix of a trace's web page (Jaeger, Tempo, Langfuse); the trace id is appended.
+    pub trace_url_prefix: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            log_filter: "info".into(),
+            log_format: "text".into(),
+            trace_url_prefix: String::new(),
+        }
+    }
+}
+
+/// The detector.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorSettings {
+    /// Largest artifact the detector will read, in bytes.
+    pub max_artifact_bytes: u64,
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        Self {
+            max_artifact_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// The fixer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixerSettings {
+    /// Proposals tried per incident before it is abandoned.
+    pub max_attempts: u32,
+    /// How many incidents one fixer process handles at once.
+    pub concurrency: usize,
+}
+
+impl Default for FixerSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            concurrency: 4,
+        }
+    }
+}
+
+/// The validator.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorSettings {
+    /// The dbt executable; empty: `.venv/bin/dbt` under the working directory if present,
+    /// else `dbt` on PATH.
+    pub dbt_bin: String,
+    /// `--profiles-dir` for dbt; empty: the project dir when it holds a profiles.yml, else
+    /// dbt's own default.
+    pub profiles_dir: String,
+    /// `--target` for dbt; empty: the profile's default target.
+    pub target: String,
+    /// Where scratch workspaces are made; empty: the system temp dir.
+    pub workspace_root: String,
+    /// A dbt invocation running longer is killed and the attempt fails with `timeout`.
+    pub dbt_timeout_secs: u64,
+    /// How many validations one process runs at once.
+    pub concurrency: usize,
+    /// Run `dbt build --select +<model> --empty` after compiling.
+    pub build_empty: bool,
+}
+
+impl Default for ValidatorSettings {
+    fn default() -> Self {
+        Self {
+            dbt_bin: String::new(),
+            profiles_dir: String::new(),
+            target: String::new(),
+            workspace_root: String::new(),
+            dbt_timeout_secs: 300,
+            concurrency: 1,
+            build_empty: true,
+        }
+    }
+}
+
+/// Where validated fixes go.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryProvider {
+    /// A branch and commit in a local git repository (the offline default).
+    LocalGit,
+    /// Record what would be opened; open nothing.
+    Shadow,
+}
+
+/// The delivery service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Which provider opens the change.
+    pub provider: DeliveryProvider,
+    /// Repository for local git; empty: the repository containing the project.
+    pub repo_dir: String,
+    /// Branches never written to, besides main, master and the current branch (globs).
+    pub protected_branches: Vec<String>,
+    /// Models paths the fix may touch, relative to the project dir; empty: the project's own.
+    pub model_paths: Vec<String>,
+    /// Paths (globs) whose changes are refused.
+    pub sensitive_paths: Vec<String>,
+    /// Largest share of a file's lines a fix may change (0–1).
+    pub max_changed_share: f64,
+    /// Commit author name.
+    pub author_name: String,
+    /// Commit author email.
+    pub author_email: String,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            provider: DeliveryProvider::LocalGit,
+            repo_dir: String::new(),
+            protected_branches: Vec::new(),
+            model_paths: Vec::new(),
+            sensitive_paths: Vec::new(),
+            max_changed_share: 0.5,
+            author_name: "dbt-ops".into(),
+            author_email: "dbt-ops@localhost".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults < `file` (or `dbt-ops.toml` in the working directory, if it exists)
+    /// < the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, vars)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, so tests need not touch the
+    /// process's own.
+    pub fn load_from(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(SettingsError::MissingFile(path.to_path_buf()));
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => {
+                builder = builder.add_source(config::File::with_name(DEFAULT_FILE).required(false));
+            }
+        }
+        let environment: std::collections::HashMap<String, String> =
+            environment.into_iter().collect();
+        // NATS_URL is the ecosystem's usual variable; DBT_OPS__NATS__URL still wins.
+        if let Some(url) = environment.get("NATS_URL") {
+            builder = builder.set_override("nats.url", url.clone())?;
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("delivery.protected_branches")
+                .with_list_parse_key("delivery.model_paths")
+                .with_list_parse_key("delivery.sensitive_paths")
+                .source(Some(environment)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+            SettingsError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        let url = &self.nats.url;
+        if !["nats://", "tls://", "ws://", "wss://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+            && url.contains("://")
+        {
+            return Err(invalid(
+                "nats.url",
+                format!("must be a nats://, tls://, ws:// or wss:// URL, not {url:?}"),
+            ));
+        }
+        if self.nats.subject_prefix.is_empty()
+            || self
+                .nats
+                .subject_prefix
+                .contains(|c: char| c.is_whitespace() || c == '*' || c == '>' || c == '.')
+        {
+            return Err(invalid(
+                "nats.subject_prefix",
+                "must be one subject token: no dots, spaces or wildcards",
+            ));
+        }
+        if self.nats.max_deliver < 1 {
+            return Err(invalid("nats.max_deliver", "must be at least 1"));
+        }
+        if self.nats.ack_wait_secs == 0 {
+            return Err(invalid("nats.ack_wait_secs", "must be at least 1"));
+        }
+        if !(1..=20).contains(&self.fixer.max_attempts) {
+            return Err(invalid("fixer.max_attempts", "must be between 1 and 20"));
+        }
+        if self.fixer.concurrency == 0 {
+            return Err(invalid("fixer.concurrency", "must be at least 1"));
+        }
+        if self.validator.concurrency == 0 {
+            return Err(invalid("validator.concurrency", "must be at least 1"));
+        }
+        if self.validator.dbt_timeout_secs == 0 {
+            return Err(invalid("validator.dbt_timeout_secs", "must be at least 1"));
+        }
+        if !(self.delivery.max_changed_share > 0.0 && self.delivery.max_changed_share <= 1.0) {
+            return Err(invalid(
+                "delivery.max_changed_share",
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        if !["text", "json"].contains(&self.telemetry.log_format.as_str()) {
+            return Err(invalid("telemetry.log_format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    /// The ack wait as a duration.
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_secs(self.nats.ack_wait_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(toml: Option<&str>, pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbt-ops.toml");
+        if let Some(toml) = toml {
+            std::fs::write(&path, toml).unwrap();
+            Settings::load_from(Some(&path), env(pairs))
+        } else {
+            // No file named and none in this test's working directory is assumed.
+            Settings::load_from(Some(&write_empty(&dir)), env(pairs))
+        }
+    }
+
+    fn write_empty(dir: &tempfile::TempDir) -> PathBuf {
+        let path = dir.path().join("empty.toml");
+        std::fs::write(&path, "").unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_hold_without_file_or_environment() {
+        let settings = load(None, &[]).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.fixer.max_attempts, 3);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let settings = load(
+            Some("[fixer]\nmax_attempts = 4\n[validator]\ntarget = \"ci\"\n"),
+            &[
+                ("DBT_OPS__FIXER__MAX_ATTEMPTS", "7"),
+                ("DBT_OPS__DELIVERY__PROTECTED_BRANCHES", "release/*,prod"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.fixer.max_attempts, 7);
+        assert_eq!(settings.validator.target, "ci");
+        assert_eq!(
+            settings.delivery.protected_branches,
+            vec!["release/*".to_string(), "prod".to_string()]
+        );
+    }
+
+    #[test]
+    fn nats_url_variable_is_honoured() {
+        let settings = load(None, &[("NATS_URL", "nats://127.0.0.1:9999")]).unwrap();
+        assert_eq!(settings.nats.url, "nats://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let error = load(None, &[("DBT_OPS__FIXER__MAX_ATTEMPTS", "lots")]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("fixer.max_attempts"), "{message}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_its_key() {
+        let error = load(Some("[fixer]\nmax_attempts = 0\n"), &[]).unwrap_err();
+        assert!(error.to_string().contains("fixer.max_attempts"), "{error}");
+        let error = load(Some("[delivery]\nmax_changed_share = 3.0\n"), &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("delivery.max_changed_share"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_with_its_name() {
+        let error = load(Some("[fixer]\nmax_attempt = 2\n"), &[]).unwrap_err();
+        assert!(error.to_string().contains("max_attempt"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_provider_is_refused_naming_the_key() {
+        let error = load(None, &[("DBT_OPS__DELIVERY__PROVIDER", "carrier_pigeon")]).unwrap_err();
+        assert!(error.to_string().contains("delivery.provider"), "{error}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = load(None, &[("DBT_OPS__NATS__PASSWORD", "hunter2")]).unwrap();
+        assert_eq!(settings.nats.password.expose(), "hunter2");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        let error = Settings::load_from(Some(Path::new("/nonexistent/dbt-ops.toml")), env(&[]))
+            .unwrap_err();
+        assert!(matches!(error, SettingsError::MissingFile(_)));
+    }
+}

