@@ -1,1 +1,170 @@
-fn main() {}
+//! `dbt-ops`: run the system, submit a dbt run, detect failures, watch the stream.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dbt_ops::commands::{detect, submit, up, watch};
+use dbtops_settings::Settings;
+use dbtops_telemetry::TelemetryConfig;
+
+/// dbt-ops turns a failed dbt run into a reviewable fix.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Settings file (default: ./dbt-ops.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run detector, fixer, validator and delivery in this process until ctrl-c; starts a
+    /// private nats-server when none answers at NATS_URL.
+    Up,
+    /// Send a finished dbt run's artifacts; with --wait, print each incident's outcome as
+    /// a JSON line and exit 0 only if every incident got a branch or merge request.
+    Submit {
+        /// The dbt project directory.
+        #[arg(long, default_value = ".")]
+        project_dir: PathBuf,
+        /// dbt's target directory (default: <project>/target).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// dbt's log file (default: <project>/logs/dbt.log).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
+        /// Follow the incidents to their outcomes.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Print the failures of a project's last run, offline (no bus).
+    Detect {
+        /// The dbt project directory.
+        #[arg(long, default_value = ".")]
+        project_dir: PathBuf,
+        /// dbt's target directory (default: <project>/target).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// dbt's log file (default: <project>/logs/dbt.log).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every event on the bus as it happens.
+    Watch {
+        /// Only this subject (wildcards allowed).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Start from the oldest stored event.
+        #[arg(long)]
+        replay: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref()).context("cannot load settings")?;
+    let _telemetry = dbtops_telemetry::init(&TelemetryConfig::from_settings(
+        "dbt-ops",
+        &settings.telemetry,
+    ))?;
+    match cli.command {
+        Command::Up => {
+            let (bus, server) = up::connect_or_start(&mut settings).await?;
+            eprintln!(
+                "dbt-ops is up on {}{}; ctrl-c to stop",
+                settings.nats.url,
+                if server.is_some() {
+                    " (private nats-server)"
+                } else {
+                    ""
+                }
+            );
+            dbt_ops::system::run_all(bus, settings, dbtops_bus::shutdown::signal()).await?;
+            drop(server);
+        }
+        Command::Submit {
+            project_dir,
+            target_dir,
+            log_file,
+            wait,
+            timeout,
+        } => {
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            let submitted = submit::submit(
+                &bus,
+                &project_dir,
+                target_dir.as_deref(),
+                log_file.as_deref(),
+            )
+            .await?;
+            eprintln!(
+                "submitted {} ({} artifacts)",
+                submitted.submission_id, submitted.artifacts
+            );
+            if wait {
+                let (outcomes, notes) = submit::wait_for_outcomes(
+                    &bus,
+                    &submitted.submission_id,
+                    Duration::from_secs(timeout),
+                )
+                .await?;
+                for note in &notes {
+                    eprintln!("note: {note}");
+                }
+                for outcome in &outcomes {
+                    println!("{}", serde_json::to_string(outcome)?);
+                }
+                if !outcomes.iter().all(submit::IncidentOutcome::is_success) {
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Detect {
+            project_dir,
+            target_dir,
+            log_file,
+            json,
+        } => {
+            let report = detect::detect(&project_dir, target_dir.as_deref(), log_file.as_deref())?;
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            for failure in &report.failures {
+                if json {
+                    println!("{}", serde_json::to_string(failure)?);
+                } else {
+                    println!(
+                        "{} {} [{}]\n  {}",
+                        failure.unique_id,
+                        failure.path,
+                        failure.class,
+                        failure.message.replace('\n', "\n  ")
+                    );
+                }
+            }
+            if report.failures.is_empty() && !json {
+                println!("no failing node in the last run");
+            }
+        }
+        Command::Watch { subject, replay } => {
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            watch::watch(&bus, subject, replay, dbtops_bus::shutdown::signal()).await?;
+        }
+    }
+    Ok(())
+}

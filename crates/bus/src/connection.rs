@@ -31,6 +31,8 @@ pub struct Bus {
     subjects: Subjects,
     /// Layout and limits, as configured.
     settings: NatsSettings,
+    /// The incidents KV bucket, opened once.
+    incidents: Option<IncidentStore>,
 }
 
 /// What the server said about a publish.
@@ -50,10 +52,8 @@ impl Bus {
             .name("dbt-ops")
             .connection_timeout(Duration::from_secs(5));
         if !settings.user.is_empty() {
-            options = options.user_and_password(
-                settings.user.clone(),
-                settings.password.expose().to_owned(),
-            );
+            options = options
+                .user_and_password(settings.user.clone(), settings.password.expose().to_owned());
         } else if !settings.token.is_empty() {
             options = options.token(settings.token.expose().to_owned());
         } else if !settings.credentials_file.is_empty() {
@@ -80,13 +80,15 @@ impl Bus {
             reason: error.to_string(),
         })?;
         check_server_version(&client.server_info().version)?;
-        let bus = Self {
+        let mut bus = Self {
             jetstream: jetstream::new(client.clone()),
             client,
             subjects: Subjects::new(settings.subject_prefix.clone()),
             settings: settings.clone(),
+            incidents: None,
         };
         bus.ensure_layout().await?;
+        bus.incidents = Some(bus.open_incidents().await?);
         Ok(bus)
     }
 
@@ -119,7 +121,6 @@ impl Bus {
                 reason,
             });
         }
-        self.incidents().await?;
         self.artifacts_store().await?;
         Ok(())
     }
@@ -144,8 +145,15 @@ impl Bus {
         &self.jetstream
     }
 
-    /// The incident store (KV bucket), created if missing.
+    /// The incident store (KV bucket).
     pub async fn incidents(&self) -> Result<IncidentStore, BusError> {
+        match &self.incidents {
+            Some(store) => Ok(store.clone()),
+            None => self.open_incidents().await,
+        }
+    }
+
+    async fn open_incidents(&self) -> Result<IncidentStore, BusError> {
         let store = self
             .jetstream
             .create_or_update_key_value(jetstream::kv::Config {

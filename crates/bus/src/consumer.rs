@@ -192,7 +192,10 @@ where
                     tracing::warn!(message = "Pull error.", service = spec.service, %error);
                 }
                 None => {
-                    tracing::warn!(message = "Pull stream ended; rebuilding.", service = spec.service);
+                    tracing::warn!(
+                        message = "Pull stream ended; rebuilding.",
+                        service = spec.service
+                    );
                     break;
                 }
             }
@@ -346,7 +349,11 @@ async fn dead_letter(
     dbtops_telemetry::inject_current_context(&mut HeaderCarrier(&mut headers));
     headers.insert(MESSAGE_TYPE, <v1::DeadLetter as WireMessage>::TYPE_NAME);
     // Header values cannot hold line breaks.
-    let one_line: String = reason.chars().take(500).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = reason
+        .chars()
+        .take(500)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     headers.insert(DEAD_LETTER_REASON, one_line.as_str());
     headers.insert(
         MESSAGE_ID,
@@ -354,7 +361,11 @@ async fn dead_letter(
     );
     let subject = bus.subjects().dead_letter(spec.service);
     match bus
-        .publish_raw(&subject, headers, Bytes::from(prost::Message::encode_to_vec(&letter)))
+        .publish_raw(
+            &subject,
+            headers,
+            Bytes::from(prost::Message::encode_to_vec(&letter)),
+        )
         .await
     {
         Ok(_) => message
@@ -384,14 +395,16 @@ mod tests {
         let decoded: v1::RunProcessed =
             decode_payload(Some("dbtops.v1.RunProcessed"), &bytes).unwrap();
         assert_eq!(decoded, message);
-        let wrong = decode_payload::<v1::RunProcessed>(Some("dbtops.v1.FixProposed"), &bytes)
-            .unwrap_err();
+        let wrong =
+            decode_payload::<v1::RunProcessed>(Some("dbtops.v1.FixProposed"), &bytes).unwrap_err();
         assert!(wrong.contains("unexpected message type"), "{wrong}");
         let missing = decode_payload::<v1::RunProcessed>(None, &bytes).unwrap_err();
         assert!(missing.contains("missing"), "{missing}");
-        let garbage =
-            decode_payload::<v1::FailureDetected>(Some("dbtops.v1.FailureDetected"), b"\xff\xff\xff")
-                .unwrap_err();
+        let garbage = decode_payload::<v1::FailureDetected>(
+            Some("dbtops.v1.FailureDetected"),
+            b"\xff\xff\xff",
+        )
+        .unwrap_err();
         assert!(garbage.contains("malformed"), "{garbage}");
     }
 }

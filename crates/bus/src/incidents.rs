@@ -114,6 +114,10 @@ pub struct IncidentRecord {
     pub updated_at: String,
     /// The incident's trace id, for the trace link.
     pub trace_id: Option<String>,
+    /// The last submission that showed this failure, so a redelivered submission is not
+    /// counted twice.
+    #[serde(default)]
+    pub last_submission_id: String,
 }
 
 /// What the detector made of one submission, for `dbt-ops submit --wait`.
@@ -179,8 +183,8 @@ impl IncidentStore {
 
     /// Stores `record` only if no record exists for its id. Returns false when one did.
     pub async fn create(&self, record: &IncidentRecord) -> Result<bool, BusError> {
-        let value = serde_json::to_vec(record)
-            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        let value =
+            serde_json::to_vec(record).map_err(|error| BusError::Incidents(error.to_string()))?;
         match self
             .store
             .create(incident_key(&record.incident_id), value.into())
@@ -225,8 +229,8 @@ impl IncidentStore {
 
     /// Records what the detector made of a submission.
     pub async fn put_submission(&self, record: &SubmissionRecord) -> Result<(), BusError> {
-        let value = serde_json::to_vec(record)
-            .map_err(|error| BusError::Incidents(error.to_string()))?;
+        let value =
+            serde_json::to_vec(record).map_err(|error| BusError::Incidents(error.to_string()))?;
         self.store
             .put(submission_key(&record.submission_id), value.into())
             .await
@@ -257,7 +261,9 @@ impl IncidentStore {
             }
             Ok(None)
         };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(Ok(None))
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Ok(None))
     }
 
     /// Waits until the incident reaches an outcome (mr_opened, abandoned, …), or `timeout`

@@ -65,7 +65,14 @@ impl NatsServer {
         let log_file = std::fs::File::create(self.store_dir.join("nats-server.log"))
             .map_err(|error| BusError::Server(format!("cannot create its log file: {error}")))?;
         let child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(&self.store_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -126,7 +133,9 @@ pub fn find_nats_server() -> Result<PathBuf, BusError> {
         })?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     let number = version.rsplit('v').next().unwrap_or_default();
-    let mut parts = number.split('.').map(|part| part.parse::<u64>().unwrap_or(0));
+    let mut parts = number
+        .split('.')
+        .map(|part| part.parse::<u64>().unwrap_or(0));
     if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (2, 10) {
         return Err(BusError::ServerTooOld { found: version });
     }

@@ -46,16 +46,28 @@ fn spec(durable: &str, subject: String) -> ConsumerSpec {
 async fn a_repeated_message_id_is_stored_once() {
     let (_server, bus, _store) = start().await;
     let subject = bus.subjects().run_processed();
-    let first = bus.publish(&subject, "same-id", &processed("a")).await.unwrap();
-    let second = bus.publish(&subject, "same-id", &processed("a")).await.unwrap();
-    let other = bus.publish(&subject, "other-id", &processed("b")).await.unwrap();
+    let first = bus
+        .publish(&subject, "same-id", &processed("a"))
+        .await
+        .unwrap();
+    let second = bus
+        .publish(&subject, "same-id", &processed("a"))
+        .await
+        .unwrap();
+    let other = bus
+        .publish(&subject, "other-id", &processed("b"))
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert_eq!(second.sequence, first.sequence);
     assert!(!other.duplicate);
     let stored = bus.replay(&subject).await.unwrap();
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[0].decode::<v1::RunProcessed>().unwrap(), processed("a"));
+    assert_eq!(
+        stored[0].decode::<v1::RunProcessed>().unwrap(),
+        processed("a")
+    );
 }
 
 #[tokio::test]
@@ -86,15 +98,28 @@ async fn malformed_messages_are_dead_lettered_and_the_next_good_one_is_handled()
 
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(MESSAGE_TYPE, "dbtops.v1.RunProcessed");
-    bus.publish_raw(&subject, headers, bytes::Bytes::from_static(b"\xff\xfe garbage"))
+    bus.publish_raw(
+        &subject,
+        headers,
+        bytes::Bytes::from_static(b"\xff\xfe garbage"),
+    )
+    .await
+    .unwrap();
+    bus.publish_raw(
+        &subject,
+        async_nats::HeaderMap::new(),
+        bytes::Bytes::from_static(b"no type"),
+    )
+    .await
+    .unwrap();
+    bus.publish(&subject, "good", &processed("good"))
         .await
         .unwrap();
-    bus.publish_raw(&subject, async_nats::HeaderMap::new(), bytes::Bytes::from_static(b"no type"))
-        .await
-        .unwrap();
-    bus.publish(&subject, "good", &processed("good")).await.unwrap();
 
-    let seen = tokio::time::timeout(WAIT, seen_rx.recv()).await.unwrap().unwrap();
+    let seen = tokio::time::timeout(WAIT, seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen, "good");
 
     let dlq = bus.subjects().dead_letter("tester");
@@ -110,7 +135,11 @@ async fn malformed_messages_are_dead_lettered_and_the_next_good_one_is_handled()
     assert_eq!(first.payload, b"\xff\xfe garbage");
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, consumer).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -133,14 +162,24 @@ async fn retries_end_in_the_dead_letter_subject_after_max_deliver() {
             let _ = stop_rx.await;
         },
     ));
-    bus.publish(&subject, "flaky", &processed("flaky")).await.unwrap();
+    bus.publish(&subject, "flaky", &processed("flaky"))
+        .await
+        .unwrap();
     let letters = wait_for_messages(&bus, &bus.subjects().dead_letter("tester"), 1).await;
     let letter = letters[0].decode::<v1::DeadLetter>().unwrap();
-    assert!(letter.reason.contains("gave up after 3 deliveries"), "{}", letter.reason);
+    assert!(
+        letter.reason.contains("gave up after 3 deliveries"),
+        "{}",
+        letter.reason
+    );
     assert!(letter.reason.contains("dependency down"));
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, consumer).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -180,7 +219,10 @@ async fn replicas_on_one_durable_share_the_work_and_each_message_is_handled_once
     let mut by_message: HashMap<String, usize> = HashMap::new();
     let mut by_replica: HashMap<usize, usize> = HashMap::new();
     for _ in 0..60 {
-        let (replica, id) = tokio::time::timeout(WAIT, seen_rx.recv()).await.unwrap().unwrap();
+        let (replica, id) = tokio::time::timeout(WAIT, seen_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         *by_message.entry(id).or_default() += 1;
         *by_replica.entry(replica).or_default() += 1;
     }
@@ -188,11 +230,21 @@ async fn replicas_on_one_durable_share_the_work_and_each_message_is_handled_once
         stop.send(()).unwrap();
     }
     for replica in replicas {
-        tokio::time::timeout(WAIT, replica).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(WAIT, replica)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
     assert_eq!(by_message.len(), 60);
-    assert!(by_message.values().all(|count| *count == 1), "{by_message:?}");
-    assert!(by_replica.len() >= 2, "work went to one replica only: {by_replica:?}");
+    assert!(
+        by_message.values().all(|count| *count == 1),
+        "{by_message:?}"
+    );
+    assert!(
+        by_replica.len() >= 2,
+        "work went to one replica only: {by_replica:?}"
+    );
     // Nothing left over for a late duplicate.
     assert!(seen_rx.try_recv().is_err());
 }
@@ -221,10 +273,19 @@ async fn shutdown_lets_the_message_in_flight_finish_and_acks_it() {
             let _ = stop_rx.await;
         },
     ));
-    bus.publish(&subject, "slow", &processed("slow")).await.unwrap();
-    tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap().unwrap();
+    bus.publish(&subject, "slow", &processed("slow"))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, started_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, consumer).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(finished_rx.try_recv().is_ok(), "the handler was cut off");
     let consumer_info = bus
         .jetstream()
@@ -251,7 +312,11 @@ async fn layout_set_up_is_idempotent_across_replicas_starting_together() {
     }
 }
 
-async fn wait_for_messages(bus: &Bus, subject: &str, count: usize) -> Vec<dbtops_bus::StoredMessage> {
+async fn wait_for_messages(
+    bus: &Bus,
+    subject: &str,
+    count: usize,
+) -> Vec<dbtops_bus::StoredMessage> {
     // The dead letters are in the stream: read them as a dashboard would, with a live
     // subscription after the stored ones.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -262,7 +327,11 @@ async fn wait_for_messages(bus: &Bus, subject: &str, count: usize) -> Vec<dbtops
             return stored;
         }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(!remaining.is_zero(), "only {} of {count} messages on {subject}", stored.len());
+        assert!(
+            !remaining.is_zero(),
+            "only {} of {count} messages on {subject}",
+            stored.len()
+        );
         // Wake on the next publish rather than polling blindly.
         let _ = tokio::time::timeout(remaining, futures::StreamExt::next(&mut subscription)).await;
     }

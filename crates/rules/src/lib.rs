@@ -1,1 +1,102 @@
-//! placeholder
+//! Deterministic, zero-token fixes for dbt failures whose answer is unambiguous.
+//!
+//! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
+//! one right answer when exactly one existing name is clearly nearest, and finding it
+//! costs microseconds and no tokens. Every rule returns `None` unless it is sure — a
+//! wrong fix is worse than no fix, because a reviewer has to notice it.
+//!
+//! A pure library: no I/O, no async, no wire types. The fixer converts its evidence
+//! into a [`RuleInput`] and a [`RuleFix`] back into a proposal.
+//!
+//! # Module layout
+//!
+//! - [`error_class`] — the detector's error-class labels as an enum.
+//! - [`segment`] — splits model text into SQL code, strings, comments and Jinja; every
+//!   rewrite is confined by it.
+//! - [`jinja_calls`] — finds `ref(…)` / `source(…)` calls and their string arguments.
+//! - [`column_errors`] — the table of adapter error wordings for a missing column.
+//! - [`nearest`] — picks the one nearest existing name, or refuses.
+//! - [`rewrite`] — identifier occurrences, byte-range edits, rejected-attempt checks.
+//! - [`rules`] — the rules themselves and the table [`rules::RULES`] that
+//!   [`propose_fix`] walks.
+
+#![warn(missing_docs)]
+
+pub mod column_errors;
+pub mod error_class;
+pub mod jinja_calls;
+pub mod nearest;
+pub mod rewrite;
+pub mod rules;
+pub mod segment;
+
+pub use error_class::{ErrorClass, UnknownErrorClass};
+pub use rules::{Rule, RULES};
+
+/// What a rule sees of an incident: the evidence the detector assembled, borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuleInput<'a> {
+    /// The detector's classification; selects which rules are tried.
+    pub error_class: ErrorClass,
+    /// dbt's error text, ANSI colour codes stripped; the rules read names out of it.
+    pub error_message: &'a str,
+    /// The failing model's name, e.g. `orders`; used in explanations.
+    pub model_name: &'a str,
+    /// The model's raw SQL with Jinja, exactly as in its `.sql` file: the text a fix
+    /// rewrites.
+    pub model_sql: &'a str,
+    /// The columns each direct parent exposes: candidates for a misspelt column.
+    pub parents: &'a [ParentColumns<'a>],
+    /// Every model, seed and snapshot name in the project: candidates for a bad `ref`.
+    pub project_node_names: &'a [&'a str],
+    /// Every declared source table: candidates for a bad `source`.
+    pub source_tables: &'a [SourceTable<'a>],
+    /// The dbt adapter type (`duckdb`, `postgres`, …): whose error wordings to try first.
+    pub adapter: &'a str,
+    /// The `fixed_sql` of earlier attempts that failed validation: a rule never proposes
+    /// one of these again.
+    pub rejected_sql: &'a [&'a str],
+}
+
+/// The columns one direct parent of the failing model exposes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParentColumns<'a> {
+    /// The parent's name (model, seed, snapshot or `source.table`).
+    pub name: &'a str,
+    /// Its column names, as the catalog or manifest spells them.
+    pub columns: &'a [&'a str],
+}
+
+/// One declared source table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceTable<'a> {
+    /// The source's `name:` in YAML, the first argument of `source()`.
+    pub source_name: &'a str,
+    /// The table's `name:`, the second argument of `source()`.
+    pub table_name: &'a str,
+}
+
+/// A fix a rule proposes: the whole new model file and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFix {
+    /// The complete new content of the model's `.sql` file.
+    pub fixed_sql: String,
+    /// One or two sentences for the merge request: what was wrong, what changed.
+    pub explanation: String,
+    /// The rule that produced it, e.g. `misspelt_column`: for metrics and the MR label.
+    pub rule: &'static str,
+    /// A heuristic in `[0, 1]`: how clear-cut the choice was. Not a probability.
+    pub confidence: f64,
+}
+
+/// Tries the rules registered for the input's error class, in order, and returns the
+/// first fix that changes the SQL and was not rejected before; `None` when no rule is
+/// sure.
+pub fn propose_fix(input: &RuleInput) -> Option<RuleFix> {
+    rules::rules_for(input.error_class).find_map(|rule| {
+        let fix = (rule.apply)(input)?;
+        let usable = fix.fixed_sql != input.model_sql
+            && !rewrite::is_rejected(&fix.fixed_sql, input.rejected_sql);
+        usable.then_some(fix)
+    })
+}

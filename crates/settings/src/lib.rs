@@ -189,6 +189,9 @@ pub struct FixerSettings {
     pub max_attempts: u32,
     /// How many incidents one fixer process handles at once.
     pub concurrency: usize,
+    /// LLM providers, tried in order after the rules; none: rules only (the offline
+    /// default).
+    pub providers: Vec<LlmProviderSettings>,
 }
 
 impl Default for FixerSettings {
@@ -196,6 +199,60 @@ impl Default for FixerSettings {
         Self {
             max_attempts: 3,
             concurrency: 4,
+            providers: Vec::new(),
+        }
+    }
+}
+
+/// Which wire format an LLM provider speaks.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmProviderKind {
+    /// OpenAI-compatible chat completions: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp
+    /// server, LM Studio, OpenRouter.
+    Openai,
+}
+
+/// One LLM provider of the fixer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmProviderSettings {
+    /// A name for logs and the proposal's strategy, e.g. `local-qwen`.
+    pub name: String,
+    /// Its wire format.
+    pub kind: LlmProviderKind,
+    /// Base URL up to the API version, e.g. `https://api.openai.com/v1` or
+    /// `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// The API key (or leave empty and name an environment variable in `api_key_env`).
+    pub api_key: Secret,
+    /// Environment variable holding the API key.
+    pub api_key_env: String,
+    /// The model name.
+    pub model: String,
+    /// Give up on one call after this long.
+    pub timeout_secs: u64,
+    /// Most tokens the answer may take.
+    pub max_output_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Extra HTTP headers (e.g. OpenRouter's `HTTP-Referer`).
+    pub extra_headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for LlmProviderSettings {
+    fn default() -> Self {
+        Self {
+            name: "llm".into(),
+            kind: LlmProviderKind::Openai,
+            base_url: String::new(),
+            api_key: Secret::default(),
+            api_key_env: String::new(),
+            model: String::new(),
+            timeout_secs: 120,
+            max_output_tokens: 2048,
+            temperature: 0.0,
+            extra_headers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -368,6 +425,26 @@ impl Settings {
         }
         if !(1..=20).contains(&self.fixer.max_attempts) {
             return Err(invalid("fixer.max_attempts", "must be between 1 and 20"));
+        }
+        for provider in &self.fixer.providers {
+            if provider.base_url.is_empty() {
+                return Err(invalid(
+                    "fixer.providers.base_url",
+                    format!("is empty for provider {:?}", provider.name),
+                ));
+            }
+            if provider.model.is_empty() {
+                return Err(invalid(
+                    "fixer.providers.model",
+                    format!("is empty for provider {:?}", provider.name),
+                ));
+            }
+            if provider.timeout_secs == 0 {
+                return Err(invalid(
+                    "fixer.providers.timeout_secs",
+                    "must be at least 1",
+                ));
+            }
         }
         if self.fixer.concurrency == 0 {
             return Err(invalid("fixer.concurrency", "must be at least 1"));

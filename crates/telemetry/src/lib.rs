@@ -50,6 +50,21 @@ pub struct TelemetryConfig {
     pub json_logs: bool,
 }
 
+impl TelemetryConfig {
+    /// The configuration a process named `service_name` reads from its settings.
+    pub fn from_settings(
+        service_name: &str,
+        settings: &dbtops_settings::TelemetrySettings,
+    ) -> Self {
+        Self {
+            service_name: service_name.to_owned(),
+            otlp_endpoint: Some(settings.otlp_endpoint.clone()).filter(|e| !e.is_empty()),
+            log_filter: settings.log_filter.clone(),
+            json_logs: settings.log_format == "json",
+        }
+    }
+}
+
 /// Keeps the tracer provider alive; dropping it flushes what is still buffered.
 #[must_use = "dropping the guard shuts telemetry down"]
 pub struct TelemetryGuard {
@@ -66,8 +81,7 @@ impl Drop for TelemetryGuard {
 /// Installs logging, the tracer provider and the W3C trace-context propagator. Call once
 /// per process, from `main`.
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let mut builder =
-        SdkTracerProvider::builder().with_resource(resource(&config.service_name));
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(&config.service_name));
     if let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()

@@ -1,0 +1,508 @@
+//! The local-git provider against real repositories in temporary directories.
+
+mod common;
+
+use std::path::Path;
+
+use common::{git, request, Fixture, TestResult, FIXED, MODEL, ORIGINAL};
+use dbtops_guardrails::{GuardrailError, ProtectedReason};
+use dbtops_localgit::{LocalGitError, LocalRepo};
+
+const BRANCH: &str = "dbt-ops/fix/stg_orders/3f2a9c1e";
+
+/// Everything about the user's checkout that committing a fix must leave alone.
+#[derive(Debug, PartialEq, Eq)]
+struct Checkout {
+    status: String,
+    head_file: Vec<u8>,
+    head: String,
+    index: Vec<u8>,
+    model_bytes: Vec<u8>,
+    readme_bytes: Vec<u8>,
+    untracked_bytes: Vec<u8>,
+}
+
+fn snapshot(root: &Path) -> Result<Checkout, Box<dyn std::error::Error>> {
+    // Raw bytes first: `git status` could otherwise refresh the index before we read it.
+    let index = std::fs::read(root.join(".git/index"))?;
+    let head_file = std::fs::read(root.join(".git/HEAD"))?;
+    Ok(Checkout {
+        index,
+        head_file,
+        status: git(root, &["status", "--porcelain=v1", "--untracked-files=all"])?,
+        head: git(root, &["rev-parse", "HEAD"])?,
+        model_bytes: std::fs::read(root.join(MODEL))?,
+        readme_bytes: std::fs::read(root.join("README.md"))?,
+        untracked_bytes: std::fs::read(root.join("analytics/notes.txt"))?,
+    })
+}
+
+#[test]
+fn committing_a_fix_leaves_the_checkout_byte_identical() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    // The user is mid-work: an unstaged edit to the very model being fixed, a staged
+    // edit elsewhere, and an untracked file.
+    std::fs::write(root.join(MODEL), "-- my local experiment\nselect 42\n")?;
+    std::fs::write(root.join("README.md"), "# repo, staged edit\n")?;
+    git(root, &["add", "README.md"])?;
+    std::fs::write(root.join("analytics/notes.txt"), "untracked\n")?;
+    let before = snapshot(root)?;
+    assert!(before
+        .status
+        .contains(" M analytics/models/staging/stg_orders.sql"));
+    assert!(before.status.contains("M  README.md"));
+
+    let repo = LocalRepo::open(&fixture.project())?;
+    let committed = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED))?;
+
+    assert_eq!(snapshot(root)?, before);
+    assert_eq!(
+        std::fs::read_to_string(root.join(MODEL))?,
+        "-- my local experiment\nselect 42\n"
+    );
+    assert!(!committed.already_existed);
+    assert_eq!(committed.branch, BRANCH);
+    assert_eq!(
+        git(root, &["rev-parse", BRANCH])?.trim(),
+        committed.commit_sha
+    );
+    assert_eq!(git(root, &["show", &format!("{BRANCH}:{MODEL}")])?, FIXED);
+    assert_eq!(
+        git(root, &["rev-parse", &format!("{BRANCH}^")])?.trim(),
+        base
+    );
+    assert_eq!(
+        git(root, &["rev-list", "--count", &format!("{base}..{BRANCH}")])?.trim(),
+        "1"
+    );
+    assert_eq!(
+        git(root, &["diff", "--name-only", &base, BRANCH])?,
+        format!("{MODEL}\n")
+    );
+    assert_eq!(
+        git(root, &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%s", BRANCH])?.trim(),
+        "dbt-ops <dbt-ops@example.invalid>|dbt-ops <dbt-ops@example.invalid>|fix(stg_orders): custmer_id -> customer_id"
+    );
+    // The staged README change is not in the fix commit.
+    assert_eq!(
+        git(root, &["show", &format!("{BRANCH}:README.md")])?,
+        "# repo\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_identical_call_is_idempotent() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let req = request(BRANCH, &base, MODEL, FIXED);
+    let first = repo.commit_to_new_branch(&req)?;
+    let second = repo.commit_to_new_branch(&req)?;
+    assert!(!first.already_existed);
+    assert!(second.already_existed);
+    assert_eq!(first.commit_sha, second.commit_sha);
+    assert_eq!(
+        git(fixture.root(), &["rev-list", "--count", BRANCH])?.trim(),
+        "2"
+    );
+    Ok(())
+}
+
+#[test]
+fn different_content_on_an_existing_branch_is_an_error() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let first = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED))?;
+    let other = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, "select 'other fix'\n"));
+    assert!(
+        matches!(other, Err(LocalGitError::BranchConflict { ref tip, .. }) if *tip == first.commit_sha),
+        "{other:?}"
+    );
+    // Never forced: the branch still points at the first fix.
+    assert_eq!(
+        git(fixture.root(), &["rev-parse", BRANCH])?.trim(),
+        first.commit_sha
+    );
+    Ok(())
+}
+
+#[test]
+fn concurrent_deliveries_create_the_branch_once() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let req = request(BRANCH, &base, MODEL, FIXED);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| repo.commit_to_new_branch(&req)))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut outcomes = Vec::new();
+    for result in results {
+        match result {
+            Ok(outcome) => outcomes.push(outcome?),
+            Err(_) => return Err("a delivery thread panicked".into()),
+        }
+    }
+    let tip = git(fixture.root(), &["rev-parse", BRANCH])?
+        .trim()
+        .to_owned();
+    assert!(outcomes.iter().all(|o| o.commit_sha == tip), "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| !o.already_existed).count(),
+        1,
+        "{outcomes:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn protected_and_foreign_branches_are_refused() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let main_before = git(fixture.root(), &["rev-parse", "main"])?;
+
+    let main = repo.commit_to_new_branch(&request("main", &base, MODEL, FIXED));
+    assert!(
+        matches!(
+            main,
+            Err(LocalGitError::Guardrail(GuardrailError::ProtectedBranch {
+                reason: ProtectedReason::MainOrMaster,
+                ..
+            }))
+        ),
+        "{main:?}"
+    );
+    let feature = repo.commit_to_new_branch(&request("feature/x", &base, MODEL, FIXED));
+    assert!(
+        matches!(
+            feature,
+            Err(LocalGitError::Guardrail(
+                GuardrailError::NotAFixBranch { .. }
+            ))
+        ),
+        "{feature:?}"
+    );
+    assert_eq!(git(fixture.root(), &["rev-parse", "main"])?, main_before);
+
+    // The user has a fix branch checked out: it is their current branch now.
+    git(fixture.root(), &["checkout", "-q", "-b", BRANCH])?;
+    let current = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED));
+    assert!(
+        matches!(
+            current,
+            Err(LocalGitError::Guardrail(GuardrailError::ProtectedBranch {
+                reason: ProtectedReason::CurrentBranch,
+                ..
+            }))
+        ),
+        "{current:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_file_mode_is_preserved() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let path = "analytics/models/marts/exec_model.sql";
+    let branch = "dbt-ops/fix/exec_model/12345678";
+    repo.commit_to_new_branch(&request(branch, &base, path, "select 2 as x\n"))?;
+    let entry = git(fixture.root(), &["ls-tree", branch, "--", path])?;
+    assert!(entry.starts_with("100755 blob "), "{entry}");
+    let entry = git(fixture.root(), &["ls-tree", "-r", branch, "--", MODEL])?;
+    assert!(entry.starts_with("100644 blob "), "{entry}");
+    Ok(())
+}
+
+#[test]
+fn a_project_in_a_subdirectory_is_found_and_addressed() -> TestResult {
+    let fixture = Fixture::new()?;
+    let project = fixture.project();
+    let from_project = LocalRepo::open(&project)?;
+    let from_file = LocalRepo::open(&project.join("models/staging/stg_orders.sql"))?;
+    let root = std::fs::canonicalize(fixture.root())?;
+    assert_eq!(from_project.root(), root);
+    assert_eq!(from_file.root(), root);
+
+    let path = from_project.path_in_repo(&project, "models/staging/stg_orders.sql")?;
+    assert_eq!(path, MODEL);
+    assert_eq!(
+        from_project.path_in_repo(fixture.root(), "README.md")?,
+        "README.md"
+    );
+    assert!(matches!(
+        from_project.path_in_repo(&project, "../README.md"),
+        Err(LocalGitError::Guardrail(
+            GuardrailError::ParentSegment { .. }
+        ))
+    ));
+    let elsewhere = tempfile::tempdir()?;
+    assert!(matches!(
+        from_project.path_in_repo(elsewhere.path(), "models/x.sql"),
+        Err(LocalGitError::OutsideRepository { .. })
+    ));
+
+    let base = from_project.head_commit()?;
+    assert_eq!(
+        from_project.read_file_at(&base, &path)?.as_deref(),
+        Some(ORIGINAL)
+    );
+    let committed = from_project.commit_to_new_branch(&request(BRANCH, &base, &path, FIXED))?;
+    assert_eq!(
+        from_project
+            .read_file_at(&committed.commit_sha, &path)?
+            .as_deref(),
+        Some(FIXED)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_base_need_not_be_head() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let failing = fixture.head()?;
+    std::fs::write(root.join("README.md"), "# moved on\n")?;
+    git(root, &["commit", "-q", "-am", "later work"])?;
+    let repo = LocalRepo::open(root)?;
+    let short = &failing[..12];
+    let committed = repo.commit_to_new_branch(&request(BRANCH, short, MODEL, FIXED))?;
+    assert_eq!(
+        git(root, &["rev-parse", &format!("{}^", committed.commit_sha)])?.trim(),
+        failing
+    );
+    assert_eq!(
+        git(root, &["show", &format!("{BRANCH}:README.md")])?,
+        "# repo\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn reading_files_and_refs() -> TestResult {
+    let fixture = Fixture::new()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let head = repo.head_commit()?;
+    assert_eq!(head, fixture.head()?);
+    assert_eq!(repo.current_branch()?.as_deref(), Some("main"));
+    assert_eq!(repo.branch_exists("main")?.as_deref(), Some(head.as_str()));
+    assert_eq!(repo.branch_exists(BRANCH)?, None);
+    // A branch below a missing one is not mistaken for it.
+    git(
+        fixture.root(),
+        &["branch", "dbt-ops/fix/stg_orders/3f2a9c1e-x"],
+    )?;
+    assert_eq!(repo.branch_exists(BRANCH)?, None);
+
+    assert_eq!(repo.read_file_at("HEAD", MODEL)?.as_deref(), Some(ORIGINAL));
+    assert_eq!(
+        repo.read_file_at(&head, "analytics/models/missing.sql")?,
+        None
+    );
+    assert!(matches!(
+        repo.read_file_at(&head, "analytics/models"),
+        Err(LocalGitError::NotARegularFile { .. })
+    ));
+    assert!(matches!(
+        repo.read_file_at(&"0".repeat(40), MODEL),
+        Err(LocalGitError::UnknownCommit { .. })
+    ));
+    assert!(matches!(
+        repo.read_file_at("--all", MODEL),
+        Err(LocalGitError::UnknownCommit { .. })
+    ));
+    // Glob characters are literal.
+    assert_eq!(
+        repo.read_file_at(&head, "analytics/models/*/stg_orders.sql")?,
+        None
+    );
+
+    git(fixture.root(), &["checkout", "-q", "--detach"])?;
+    assert_eq!(repo.current_branch()?, None);
+    Ok(())
+}
+
+#[test]
+fn bad_requests_are_refused_before_anything_is_written() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let objects_before = git(fixture.root(), &["count-objects", "-v"])?;
+
+    let missing =
+        repo.commit_to_new_branch(&request(BRANCH, &base, "analytics/models/new.sql", FIXED));
+    assert!(
+        matches!(missing, Err(LocalGitError::PathNotInCommit { .. })),
+        "{missing:?}"
+    );
+    let unchanged = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, ORIGINAL));
+    assert!(
+        matches!(unchanged, Err(LocalGitError::NoChange { .. })),
+        "{unchanged:?}"
+    );
+    let traversal =
+        repo.commit_to_new_branch(&request(BRANCH, &base, "analytics/../../x.sql", FIXED));
+    assert!(
+        matches!(
+            traversal,
+            Err(LocalGitError::Guardrail(
+                GuardrailError::ParentSegment { .. }
+            ))
+        ),
+        "{traversal:?}"
+    );
+    let unknown_base = repo.commit_to_new_branch(&request(BRANCH, "no-such-rev", MODEL, FIXED));
+    assert!(
+        matches!(unknown_base, Err(LocalGitError::UnknownCommit { .. })),
+        "{unknown_base:?}"
+    );
+    let mut bad_author = request(BRANCH, &base, MODEL, FIXED);
+    bad_author.author_email = "x>\nsigned-off-by: y".to_owned();
+    assert!(matches!(
+        repo.commit_to_new_branch(&bad_author),
+        Err(LocalGitError::InvalidAuthor(_))
+    ));
+    let mut no_message = request(BRANCH, &base, MODEL, FIXED);
+    no_message.message = " \n".to_owned();
+    assert!(matches!(
+        repo.commit_to_new_branch(&no_message),
+        Err(LocalGitError::EmptyMessage)
+    ));
+    #[cfg(unix)]
+    {
+        let link = repo.commit_to_new_branch(&request(
+            BRANCH,
+            &base,
+            "analytics/models/linked.sql",
+            FIXED,
+        ));
+        assert!(
+            matches!(link, Err(LocalGitError::NotARegularFile { ref mode, .. }) if mode == "120000"),
+            "{link:?}"
+        );
+    }
+    assert_eq!(repo.branch_exists(BRANCH)?, None);
+    assert_eq!(
+        git(fixture.root(), &["count-objects", "-v"])?,
+        objects_before
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn repository_hooks_do_not_run() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let marker = root.join(".git/hook-ran");
+    let hook = root.join(".git/hooks/reference-transaction");
+    std::fs::create_dir_all(root.join(".git/hooks"))?;
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )?;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+
+    let repo = LocalRepo::open(root)?;
+    repo.commit_to_new_branch(&request(BRANCH, &fixture.head()?, MODEL, FIXED))?;
+    assert!(!marker.exists());
+    Ok(())
+}
+
+#[test]
+fn the_description_is_written_inside_git_dir() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let repo = LocalRepo::open(&fixture.project())?;
+    let status_before = git(
+        root,
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--ignored",
+        ],
+    )?;
+    let path = repo.write_description(BRANCH, "# Fix stg_orders\n\nbody\n")?;
+    let expected = std::fs::canonicalize(root)?
+        .join(".git/dbt-ops/merge-requests/dbt-ops__fix__stg_orders__3f2a9c1e.md");
+    assert_eq!(std::fs::canonicalize(&path)?, expected);
+    assert_eq!(
+        std::fs::read_to_string(&path)?,
+        "# Fix stg_orders\n\nbody\n"
+    );
+    // Rewriting replaces it.
+    repo.write_description(BRANCH, "v2\n")?;
+    assert_eq!(std::fs::read_to_string(&path)?, "v2\n");
+    assert_eq!(
+        git(
+            root,
+            &[
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--ignored"
+            ]
+        )?,
+        status_before
+    );
+    assert!(matches!(
+        repo.write_description("../../escape", "x"),
+        Err(LocalGitError::Guardrail(
+            GuardrailError::InvalidBranchName { .. }
+        ))
+    ));
+    Ok(())
+}
+
+#[test]
+fn linked_worktrees_share_branches_and_descriptions() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let other = tempfile::tempdir()?;
+    let worktree = other.path().join("wt");
+    let worktree_arg = worktree.to_string_lossy().into_owned();
+    git(
+        root,
+        &["worktree", "add", "-q", "-b", "feature/wt", &worktree_arg],
+    )?;
+
+    let repo = LocalRepo::open(&worktree.join("analytics"))?;
+    assert_eq!(repo.root(), std::fs::canonicalize(&worktree)?);
+    assert_eq!(repo.current_branch()?.as_deref(), Some("feature/wt"));
+    let committed =
+        repo.commit_to_new_branch(&request(BRANCH, &repo.head_commit()?, MODEL, FIXED))?;
+    assert_eq!(
+        git(root, &["rev-parse", BRANCH])?.trim(),
+        committed.commit_sha
+    );
+    let path = repo.write_description(BRANCH, "x\n")?;
+    assert!(std::fs::canonicalize(&path)?.starts_with(std::fs::canonicalize(root.join(".git"))?));
+    Ok(())
+}
+
+#[test]
+fn opening_something_that_is_not_a_repository_fails_clearly() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    match LocalRepo::open(dir.path()) {
+        Err(LocalGitError::NotARepository { stderr, .. }) => {
+            assert!(stderr.contains("not a git repository"), "{stderr}")
+        }
+        other => return Err(format!("unexpected {other:?}").into()),
+    }
+    assert!(matches!(
+        LocalRepo::open(&dir.path().join("missing/dir")),
+        Err(LocalGitError::Io { .. })
+    ));
+    Ok(())
+}

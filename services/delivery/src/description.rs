@@ -1,0 +1,166 @@
+//! The merge request a reviewer reads: title and description, rendered from the
+//! validated fix.
+
+use dbtops_proto::v1;
+
+/// Marks a description as dbt-ops'; a provider looks for it before opening a second one.
+pub fn incident_marker(incident_id: &str) -> String {
+    format!("<!-- dbt-ops incident: {incident_id} -->")
+}
+
+/// `fix(dbt): <model> — <class>`.
+pub fn title(validated: &v1::FixValidated) -> String {
+    let incident = validated.incident.as_ref();
+    let model = incident
+        .and_then(|incident| incident.model.as_ref())
+        .map(|model| model.name.as_str())
+        .unwrap_or("model");
+    let class = incident
+        .and_then(|incident| incident.error.as_ref())
+        .map(|error| error.class().label())
+        .unwrap_or("failure");
+    format!("fix(dbt): {model} — {class}")
+}
+
+/// The description in Markdown: the error, the explanation, the diff, the validation
+/// steps with their output, the attempts and the trace link.
+pub fn render(validated: &v1::FixValidated, trace_url: Option<&str>) -> String {
+    let default_incident = v1::FailureDetected::default();
+    let incident = validated.incident.as_ref().unwrap_or(&default_incident);
+    let default_proposal = v1::FixProposal::default();
+    let proposal = validated.proposal.as_ref().unwrap_or(&default_proposal);
+    let model = incident.model.clone().unwrap_or_default();
+    let error = incident.error.clone().unwrap_or_default();
+    let mut text = String::new();
+    text.push_str(&format!("# {}\n\n", title(validated)));
+    text.push_str(&format!(
+        "dbt-ops found `{}` (`{}`) failing and drafted this fix; dbt itself validated it. \
+         A human decides whether it merges.\n\n",
+        model.name, model.path
+    ));
+    text.push_str("## Error\n\n");
+    text.push_str(&fenced("text", &error.message));
+    text.push_str(&format!(
+        "Class: `{}` · incident `{}`\n\n",
+        error.class().label(),
+        incident.incident_id
+    ));
+    text.push_str("## Explanation\n\n");
+    text.push_str(&format!(
+        "{}\n\nStrategy: `{}` · confidence {:.2} · attempt {} of this incident\n\n",
+        proposal.explanation.trim(),
+        proposal.strategy,
+        proposal.confidence,
+        validated.attempt
+    ));
+    text.push_str("## Diff\n\n");
+    text.push_str(&fenced("diff", &validated.diff));
+    text.push_str("## Validation\n\n| step | result | time |\n|---|---|---|\n");
+    for step in &validated.steps {
+        text.push_str(&format!(
+            "| {} | {} | {} ms |\n",
+            step.name,
+            if step.ok { "passed" } else { "failed" },
+            step.duration_ms
+        ));
+    }
+    text.push('\n');
+    for step in validated
+        .steps
+        .iter()
+        .filter(|step| !step.output.is_empty())
+    {
+        text.push_str(&format!("<details><summary>{}</summary>\n\n", step.name));
+        text.push_str(&fenced("text", &step.output));
+        text.push_str("</details>\n\n");
+    }
+    if !validated.history.is_empty() {
+        text.push_str("## Earlier attempts\n\n");
+        for record in &validated.history {
+            let strategy = record
+                .proposal
+                .as_ref()
+                .map(|proposal| proposal.strategy.as_str())
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "- attempt {} (`{}`) failed at {}: {}\n",
+                record.attempt,
+                strategy,
+                record.failed_step,
+                record.error_text.lines().next().unwrap_or_default()
+            ));
+        }
+        text.push('\n');
+    }
+    if !incident.blast_radius.is_empty() {
+        text.push_str(&format!(
+            "Skipped downstream because of this failure: {}\n\n",
+            incident.blast_radius.join(", ")
+        ));
+    }
+    match trace_url {
+        Some(url) => text.push_str(&format!("Trace of every step: {url}\n\n")),
+        None => text.push_str("Trace: no trace backend configured.\n\n"),
+    }
+    text.push_str(&incident_marker(&incident.incident_id));
+    text.push('\n');
+    text
+}
+
+fn fenced(language: &str, body: &str) -> String {
+    // A body containing a fence must not close ours early.
+    let fence = if body.contains("```") { "~~~~" } else { "```" };
+    format!("{fence}{language}\n{}\n{fence}\n\n", body.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_carries_error_explanation_diff_steps_and_marker() {
+        let validated = v1::FixValidated {
+            incident: Some(v1::FailureDetected {
+                incident_id: "abc123".into(),
+                model: Some(v1::ModelRef {
+                    name: "orders".into(),
+                    path: "models/orders.sql".into(),
+                    ..Default::default()
+                }),
+                error: Some(v1::FailureError {
+                    class: v1::ErrorClass::MissingColumn as i32,
+                    message: "Binder Error: Referenced column \"ordr_id\" not found".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            attempt: 1,
+            proposal: Some(v1::FixProposal {
+                explanation: "ordr_id is a typo of order_id".into(),
+                strategy: "rule:misspelt_column".into(),
+                confidence: 0.9,
+                ..Default::default()
+            }),
+            steps: vec![v1::ValidationStep {
+                name: "dbt compile".into(),
+                ok: true,
+                duration_ms: 1200,
+                output: "Compiled".into(),
+            }],
+            diff: "-select ordr_id\n+select order_id".into(),
+            history: vec![],
+        };
+        let text = render(&validated, Some("http://jaeger/trace/1"));
+        assert!(text.starts_with("# fix(dbt): orders — missing_column"));
+        for needle in [
+            "ordr_id\" not found",
+            "ordr_id is a typo",
+            "+select order_id",
+            "| dbt compile | passed | 1200 ms |",
+            "http://jaeger/trace/1",
+            "<!-- dbt-ops incident: abc123 -->",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Scratch workspaces: a private copy of the dbt project for one validation, so the
+//! user's checkout is never written.
+
+use std::path::{Path, PathBuf};
+
+/// Directories never copied: build output, logs, VCS data, virtualenvs.
+const SKIPPED_DIRS: &[&str] = &[
+    "target",
+    "logs",
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    ".dbt-ops",
+];
+/// Files never copied: warehouse files of a local adapter (the validator builds what it
+/// needs from scratch) and their write-ahead logs.
+const SKIPPED_SUFFIXES: &[&str] = &[".duckdb", ".duckdb.wal", ".db", ".db.wal"];
+/// The prefix of every workspace directory, so a sweep can find leftovers of a crash.
+pub const WORKSPACE_PREFIX: &str = "dbt-ops-validate-";
+
+/// Why a workspace could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The project directory cannot be read.
+    #[error("cannot read the project at {path}: {source}")]
+    Project {
+        /// The project directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The copy failed.
+    #[error("cannot copy the project into a workspace: {0}")]
+    Copy(String),
+}
+
+/// A private copy of a project; removed when dropped.
+#[derive(Debug)]
+pub struct Workspace {
+    /// Owns the directory: dropping it removes the copy.
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// Copies `project_dir` into a new directory under `root` (the system temp dir when
+    /// `None`), skipping build output, logs, VCS data and local warehouse files.
+    pub fn copy_of(project_dir: &Path, root: Option<&Path>) -> Result<Self, WorkspaceError> {
+        if !project_dir.join("dbt_project.yml").is_file() {
+            return Err(WorkspaceError::Project {
+                path: project_dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no dbt_project.yml there",
+                ),
+            });
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(WORKSPACE_PREFIX);
+        let dir = match root {
+            Some(root) => builder.tempdir_in(root),
+            None => builder.tempdir(),
+        }
+        .map_err(|error| WorkspaceError::Copy(error.to_string()))?;
+        let walker = walkdir::WalkDir::new(project_dir)
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(|entry| {
+                let name = entry.file_name().to_string_lossy();
+                let skipped_dir = entry.file_type().is_dir()
+                    && entry.depth() > 0
+                    && SKIPPED_DIRS.contains(&name.as_ref());
+                let skipped_file = entry.file_type().is_file()
+                    && SKIPPED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix));
+                !skipped_dir && !skipped_file
+            });
+        for entry in walker {
+            let entry = entry.map_err(|error| WorkspaceError::Copy(error.to_string()))?;
+            let relative = entry
+                .path()
+                .strip_prefix(project_dir)
+                .map_err(|error| WorkspaceError::Copy(error.to_string()))?;
+            let target = dir.path().join(relative);
+            let file_type = entry.file_type();
+            if file_type.is_dir() {
+                std::fs::create_dir_all(&target)
+                    .map_err(|error| WorkspaceError::Copy(error.to_string()))?;
+            } else if file_type.is_file() {
+                std::fs::copy(entry.path(), &target).map_err(|error| {
+                    WorkspaceError::Copy(format!("{}: {error}", relative.display()))
+                })?;
+            }
+            // Symlinks are not copied: a fix never needs one, and one could point anywhere.
+        }
+        Ok(Self { dir })
+    }
+
+    /// The workspace's project directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes workspaces a crashed validator left under `root`.
+pub fn sweep_leftovers(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_ours = name.to_string_lossy().starts_with(WORKSPACE_PREFIX);
+        if is_ours && entry.path().is_dir() && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_skips_build_output_and_warehouse_files_and_is_removed_on_drop() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("dbt_project.yml"), "name: p\n").unwrap();
+        std::fs::create_dir_all(project.path().join("models/marts")).unwrap();
+        std::fs::write(project.path().join("models/marts/a.sql"), "select 1").unwrap();
+        std::fs::create_dir_all(project.path().join("target")).unwrap();
+        std::fs::write(project.path().join("target/run_results.json"), "{}").unwrap();
+        std::fs::write(project.path().join("dev.duckdb"), "db").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let workspace = Workspace::copy_of(project.path(), Some(root.path())).unwrap();
+        assert!(workspace.path().join("models/marts/a.sql").is_file());
+        assert!(!workspace.path().join("target").exists());
+        assert!(!workspace.path().join("dev.duckdb").exists());
+        let copy = workspace.path().to_path_buf();
+        drop(workspace);
+        assert!(!copy.exists());
+    }
+
+    #[test]
+    fn a_directory_without_dbt_project_yml_is_refused() {
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Workspace::copy_of(empty.path(), None).is_err());
+    }
+
+    #[test]
+    fn leftovers_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(format!("{WORKSPACE_PREFIX}old"))).unwrap();
+        std::fs::create_dir(root.path().join("someone-else")).unwrap();
+        assert_eq!(sweep_leftovers(root.path()), 1);
+        assert!(root.path().join("someone-else").exists());
+    }
+}
