@@ -46,6 +46,8 @@ enum Command {
     },
     /// Print the failures of a project's last run, offline (no bus).
     Detect {
+        /// dbt project directories (the same as --project-dir; several allowed).
+        paths: Vec<PathBuf>,
         /// The dbt project directory.
         #[arg(long, default_value = ".")]
         project_dir: PathBuf,
@@ -74,6 +76,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref()).context("cannot load settings")?;
+    // One-shot commands print results on stdout; keep the client's chatter out of the way.
+    let is_default_filter =
+        settings.telemetry.log_filter == Settings::default().telemetry.log_filter;
+    if !matches!(cli.command, Command::Up) && is_default_filter {
+        settings.telemetry.log_filter = "warn".into();
+    }
     let _telemetry = dbtops_telemetry::init(&TelemetryConfig::from_settings(
         "dbt-ops",
         &settings.telemetry,
@@ -90,8 +98,11 @@ async fn main() -> anyhow::Result<()> {
                     ""
                 }
             );
-            dbt_ops::system::run_all(bus, settings, dbtops_bus::shutdown::signal()).await?;
+            let result =
+                dbt_ops::system::run_all(bus, settings, dbtops_bus::shutdown::signal()).await;
+            up::forget_endpoint();
             drop(server);
+            result?;
         }
         Command::Submit {
             project_dir,
@@ -127,39 +138,58 @@ async fn main() -> anyhow::Result<()> {
                 for outcome in &outcomes {
                     println!("{}", serde_json::to_string(outcome)?);
                 }
-                if !outcomes.iter().all(submit::IncidentOutcome::is_success) {
-                    std::process::exit(1);
+                let unfixed = outcomes
+                    .iter()
+                    .filter(|outcome| !outcome.is_success())
+                    .count();
+                if unfixed > 0 {
+                    anyhow::bail!(
+                        "{unfixed} of {} incident(s) did not end with a branch or merge request",
+                        outcomes.len()
+                    );
                 }
             }
         }
         Command::Detect {
+            paths,
             project_dir,
             target_dir,
             log_file,
             json,
         } => {
-            let report = detect::detect(&project_dir, target_dir.as_deref(), log_file.as_deref())?;
-            for note in &report.notes {
-                eprintln!("note: {note}");
-            }
-            for failure in &report.failures {
-                if json {
-                    println!("{}", serde_json::to_string(failure)?);
-                } else {
-                    println!(
-                        "{} {} [{}]\n  {}",
-                        failure.unique_id,
-                        failure.path,
-                        failure.class,
-                        failure.message.replace('\n', "\n  ")
-                    );
+            let projects = if paths.is_empty() {
+                vec![project_dir]
+            } else {
+                paths
+            };
+            for project in projects {
+                let report = detect::detect(&project, target_dir.as_deref(), log_file.as_deref())
+                    .with_context(|| {
+                    format!("cannot detect failures in {}", project.display())
+                })?;
+                for note in &report.notes {
+                    eprintln!("note: {}: {note}", project.display());
                 }
-            }
-            if report.failures.is_empty() && !json {
-                println!("no failing node in the last run");
+                for failure in &report.failures {
+                    if json {
+                        println!("{}", serde_json::to_string(failure)?);
+                    } else {
+                        println!(
+                            "{} {} [{}]\n  {}",
+                            failure.unique_id,
+                            failure.path,
+                            failure.class,
+                            failure.message.replace('\n', "\n  ")
+                        );
+                    }
+                }
+                if report.failures.is_empty() && !json {
+                    println!("{}: no failing node in the last run", project.display());
+                }
             }
         }
         Command::Watch { subject, replay } => {
+            up::resolve_nats_url(&mut settings.nats);
             let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
                 "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
             )?;

@@ -25,15 +25,29 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts `nats-server -js` on a free 127.0.0.1 port with its store in `store_dir`.
     pub fn start(store_dir: &Path) -> Result<Self, BusError> {
+        Self::start_on(store_dir, None)
+    }
+
+    /// Like [`NatsServer::start`], on `port` when given and free, else on a free one.
+    pub fn start_on(store_dir: &Path, port: Option<u16>) -> Result<Self, BusError> {
         let binary = find_nats_server()?;
+        let port = match port {
+            Some(port) if TcpListener::bind(("127.0.0.1", port)).is_ok() => port,
+            _ => free_port()?,
+        };
         let mut server = Self {
             binary,
             store_dir: store_dir.to_path_buf(),
-            port: free_port()?,
+            port,
             child: None,
         };
         server.spawn()?;
         Ok(server)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The client URL, `nats://127.0.0.1:<port>`.
@@ -142,13 +156,23 @@ pub fn find_nats_server() -> Result<PathBuf, BusError> {
     Ok(candidate)
 }
 
-/// `relative` under the working directory or its nearest ancestor that has it.
+/// `relative` under the working directory or its nearest ancestor that has it, else under
+/// the nearest ancestor of the running executable that has it (so a binary built in a
+/// checkout finds that checkout's `.venv` from any working directory).
 pub fn find_in_ancestors(relative: &Path) -> Option<PathBuf> {
-    let start = std::env::current_dir().ok()?;
-    start
-        .ancestors()
-        .map(|dir| dir.join(relative))
-        .find(|candidate| candidate.exists())
+    let from_cwd = std::env::current_dir().ok();
+    let from_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    [from_cwd, from_exe]
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .map(|dir| dir.join(relative))
+                .find(|candidate| candidate.exists())
+        })
 }
 
 fn free_port() -> Result<u16, BusError> {

@@ -24,7 +24,11 @@ pub fn title(validated: &v1::FixValidated) -> String {
 
 /// The description in Markdown: the error, the explanation, the diff, the validation
 /// steps with their output, the attempts and the trace link.
-pub fn render(validated: &v1::FixValidated, trace_url: Option<&str>) -> String {
+pub fn render(
+    validated: &v1::FixValidated,
+    trace_url: Option<&str>,
+    trace_id: Option<&str>,
+) -> String {
     let default_incident = v1::FailureDetected::default();
     let incident = validated.incident.as_ref().unwrap_or(&default_incident);
     let default_proposal = v1::FixProposal::default();
@@ -98,9 +102,12 @@ pub fn render(validated: &v1::FixValidated, trace_url: Option<&str>) -> String {
             incident.blast_radius.join(", ")
         ));
     }
-    match trace_url {
-        Some(url) => text.push_str(&format!("Trace of every step: {url}\n\n")),
-        None => text.push_str("Trace: no trace backend configured.\n\n"),
+    match (trace_url, trace_id) {
+        (Some(url), _) => text.push_str(&format!("Trace of every step: {url}\n\n")),
+        (None, Some(trace_id)) => text.push_str(&format!(
+            "Trace id: `{trace_id}` (set telemetry.trace_url_prefix for a link)\n\n"
+        )),
+        (None, None) => text.push_str("Trace: none recorded.\n\n"),
     }
     text.push_str(&incident_marker(&incident.incident_id));
     text.push('\n');
@@ -150,7 +157,7 @@ mod tests {
             diff: "-select ordr_id\n+select order_id".into(),
             history: vec![],
         };
-        let text = render(&validated, Some("http://jaeger/trace/1"));
+        let text = render(&validated, Some("http://jaeger/trace/1"), Some("abc"));
         assert!(text.starts_with("# fix(dbt): orders — missing_column"));
         for needle in [
             "ordr_id\" not found",

@@ -102,6 +102,8 @@ pub async fn handle(bus: &Bus, settings: &Settings, delivery: Delivery) -> Outco
     span.record("model", model.name.as_str());
 
     let trace_url = trace_url(settings);
+    // Read here: the blocking task below runs outside this span.
+    let trace_id = dbtops_telemetry::current_trace_id();
     let outcome = match settings.delivery.provider {
         DeliveryProvider::LocalGit => {
             let settings = settings.clone();
@@ -150,6 +152,7 @@ fn deliver_local_git(
     settings: &Settings,
     validated: &v1::FixValidated,
     trace_url: Option<&str>,
+    trace_id: Option<&str>,
 ) -> Result<Delivered, Failure> {
     let default_incident = v1::FailureDetected::default();
     let incident = validated.incident.as_ref().unwrap_or(&default_incident);
@@ -226,7 +229,7 @@ fn deliver_local_git(
     } else {
         project.commit_sha.clone()
     };
-    let description = description::render(validated, trace_url);
+    let description = description::render(validated, trace_url, trace_id);
     let message = format!(
         "{}\n\n{}\n\nValidated by dbt-ops: {}\nIncident: {}\n",
         description::title(validated),

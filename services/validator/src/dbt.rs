@@ -169,14 +169,16 @@ pub fn relevant_error(output: &str, max_lines: usize) -> String {
 }
 
 /// Drops dbt's `12:34:56  ` timestamp prefix.
-fn strip_log_prefix(line: &str) -> &str {
+pub fn strip_log_prefix(line: &str) -> &str {
     let bytes = line.as_bytes();
     let looks_like_time = bytes.len() >= 8
         && bytes[2] == b':'
         && bytes[5] == b':'
         && bytes[..8].iter().all(|b| b.is_ascii_digit() || *b == b':');
     if looks_like_time {
-        line[8..].trim_start()
+        // dbt separates the time from the message by two spaces; more is indentation.
+        let rest = &line[8..];
+        rest.strip_prefix("  ").unwrap_or(rest.trim_start())
     } else {
         line
     }

@@ -13,9 +13,11 @@ const SKIPPED_DIRS: &[&str] = &[
     "node_modules",
     ".dbt-ops",
 ];
-/// Files never copied: warehouse files of a local adapter (the validator builds what it
-/// needs from scratch) and their write-ahead logs.
-const SKIPPED_SUFFIXES: &[&str] = &[".duckdb", ".duckdb.wal", ".db", ".db.wal"];
+/// Local warehouse files (DuckDB) are copied so sources that live only in the warehouse
+/// still exist in the copy; one larger than this is left out and the copy starts fresh.
+const MAX_WAREHOUSE_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// Suffixes of local warehouse files.
+const WAREHOUSE_SUFFIXES: &[&str] = &[".duckdb", ".duckdb.wal"];
 /// The prefix of every workspace directory, so a sweep can find leftovers of a crash.
 pub const WORKSPACE_PREFIX: &str = "dbt-ops-validate-";
 
@@ -44,7 +46,7 @@ pub struct Workspace {
 
 impl Workspace {
     /// Copies `project_dir` into a new directory under `root` (the system temp dir when
-    /// `None`), skipping build output, logs, VCS data and local warehouse files.
+    /// `None`), skipping build output, logs, VCS data and oversized local warehouse files.
     pub fn copy_of(project_dir: &Path, root: Option<&Path>) -> Result<Self, WorkspaceError> {
         if !project_dir.join("dbt_project.yml").is_file() {
             return Err(WorkspaceError::Project {
@@ -70,9 +72,15 @@ impl Workspace {
                 let skipped_dir = entry.file_type().is_dir()
                     && entry.depth() > 0
                     && SKIPPED_DIRS.contains(&name.as_ref());
-                let skipped_file = entry.file_type().is_file()
-                    && SKIPPED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix));
-                !skipped_dir && !skipped_file
+                let oversized_warehouse = entry.file_type().is_file()
+                    && WAREHOUSE_SUFFIXES
+                        .iter()
+                        .any(|suffix| name.ends_with(suffix))
+                    && entry
+                        .metadata()
+                        .map(|metadata| metadata.len() > MAX_WAREHOUSE_FILE_BYTES)
+                        .unwrap_or(true);
+                !skipped_dir && !oversized_warehouse
             });
         for entry in walker {
             let entry = entry.map_err(|error| WorkspaceError::Copy(error.to_string()))?;
@@ -122,7 +130,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_copy_skips_build_output_and_warehouse_files_and_is_removed_on_drop() {
+    fn the_copy_skips_build_output_keeps_the_warehouse_and_is_removed_on_drop() {
         let project = tempfile::tempdir().unwrap();
         std::fs::write(project.path().join("dbt_project.yml"), "name: p\n").unwrap();
         std::fs::create_dir_all(project.path().join("models/marts")).unwrap();
@@ -134,7 +142,7 @@ mod tests {
         let workspace = Workspace::copy_of(project.path(), Some(root.path())).unwrap();
         assert!(workspace.path().join("models/marts/a.sql").is_file());
         assert!(!workspace.path().join("target").exists());
-        assert!(!workspace.path().join("dev.duckdb").exists());
+        assert!(workspace.path().join("dev.duckdb").exists());
         let copy = workspace.path().to_path_buf();
         drop(workspace);
         assert!(!copy.exists());
