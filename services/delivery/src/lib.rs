@@ -109,7 +109,12 @@ pub async fn handle(bus: &Bus, settings: &Settings, delivery: Delivery) -> Outco
             let settings = settings.clone();
             let validated = validated.clone();
             tokio::task::spawn_blocking(move || {
-                deliver_local_git(&settings, &validated, trace_url.as_deref())
+                deliver_local_git(
+                    &settings,
+                    &validated,
+                    trace_url.as_deref(),
+                    trace_id.as_deref(),
+                )
             })
             .await
             .unwrap_or_else(|error| Err(Failure::Retry(format!("delivery task failed: {error}"))))
