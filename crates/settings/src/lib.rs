@@ -571,6 +571,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dbt-ops.example.toml");
+        let settings = Settings::load_from(Some(&example), env(&[])).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
     fn a_missing_named_file_is_an_error() {
         let error = Settings::load_from(Some(Path::new("/nonexistent/dbt-ops.toml")), env(&[]))
             .unwrap_err();

@@ -1,0 +1,264 @@
+//! The `dbt-ops` binary as a user runs it: `up`, `submit --wait`, `detect`, and start-up
+//! with a bad setting. Real nats-server, real dbt, real git.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const DBT_OPS: &str = env!("CARGO_BIN_EXE_dbt-ops");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn dbt_bin() -> PathBuf {
+    let dbt = repo_root().join(".venv/bin/dbt");
+    assert!(
+        dbt.is_file(),
+        "{} is missing: run scripts/setup.sh (scripts/test.sh does)",
+        dbt.display()
+    );
+    dbt
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The example project in a fresh git repository, with `path` broken by `from` → `to`
+/// (committed), and a real, failing `dbt build` run in it.
+fn broken_project(root: &Path, path: &str, from: &str, to: &str) -> PathBuf {
+    let project = root.join("coffee_shop");
+    let status = Command::new("cp")
+        .args(["-r"])
+        .arg(repo_root().join("examples/coffee_shop"))
+        .arg(&project)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "coffee_shop"]);
+    let file = project.join(path);
+    let content = std::fs::read_to_string(&file).unwrap();
+    assert!(content.contains(from));
+    std::fs::write(&file, content.replacen(from, to, 1)).unwrap();
+    git(root, &["commit", "-q", "-am", "break"]);
+    let build = Command::new(dbt_bin())
+        .args(["build", "--profiles-dir", "."])
+        .current_dir(&project)
+        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        .output()
+        .unwrap();
+    assert!(!build.status.success(), "the broken project must fail");
+    project
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `dbt-ops up` as a child, killed (SIGKILL) if the test ends early.
+struct Up {
+    child: Child,
+}
+
+impl Up {
+    fn start(cwd: &Path, nats_url: &str) -> Self {
+        let mut child = Command::new(DBT_OPS)
+            .arg("up")
+            .current_dir(cwd)
+            .env("NATS_URL", nats_url)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("dbt-ops is up") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("dbt-ops up becomes ready");
+        Self { child }
+    }
+
+    /// SIGTERM, then the exit status: a clean drain exits 0.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        std::thread::spawn(move || {
+            let _ = done_tx.send(child.wait());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("dbt-ops up exits after SIGTERM")
+            .unwrap()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn submit(
+    project: &Path,
+    nats_url: &str,
+) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
+    let output = Command::new(DBT_OPS)
+        .args(["submit", "--wait", "--timeout", "300", "--project-dir"])
+        .arg(project)
+        .env("NATS_URL", nats_url)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each stdout line is JSON"))
+        .collect();
+    (
+        output.status,
+        lines,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn up_then_submit_wait_prints_one_outcome_per_incident_and_exits_by_outcome() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fixable_root = scratch.path().join("fixable");
+    let unfixable_root = scratch.path().join("unfixable");
+    std::fs::create_dir_all(&fixable_root).unwrap();
+    std::fs::create_dir_all(&unfixable_root).unwrap();
+    let fixable = broken_project(
+        &fixable_root,
+        "models/staging/stg_orders.sql",
+        "    customer_id,\n",
+        "    custmer_id,\n",
+    );
+    // Broken Jinja: no rule fixes it and no LLM is configured, so it is abandoned.
+    let unfixable = broken_project(
+        &unfixable_root,
+        "models/marts/customers.sql",
+        "{{ ref('stg_customers') }}",
+        "{{ ref('stg_customers') ",
+    );
+    let nats_url = format!("nats://127.0.0.1:{}", free_port());
+    let up = Up::start(scratch.path(), &nats_url);
+
+    let (status, outcomes, stderr) = submit(&fixable, &nats_url);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["outcome"], "branch_opened", "{outcomes:?}");
+    assert_eq!(outcomes[0]["model"], "stg_orders");
+    let branch = outcomes[0]["branch"].as_str().unwrap();
+    assert!(git(&fixable_root, &["branch", "--list", branch]).contains(branch));
+
+    let (status, outcomes, stderr) = submit(&unfixable, &nats_url);
+    assert!(
+        !status.success(),
+        "an abandoned incident must fail submit --wait: {outcomes:?}"
+    );
+    assert_eq!(outcomes.len(), 1, "{outcomes:?} {stderr}");
+    assert_eq!(outcomes[0]["outcome"], "abandoned");
+    assert_eq!(outcomes[0]["model"], "customers");
+    assert!(outcomes[0]["reason"].is_string());
+    assert!(outcomes[0].get("branch").is_none());
+
+    // The private server was started on the URL's own port, under the working directory.
+    assert!(scratch.path().join(".dbt-ops/nats").is_dir());
+    let exit = up.terminate();
+    assert!(
+        exit.success(),
+        "dbt-ops up exited with {exit} after SIGTERM"
+    );
+}
+
+#[test]
+fn detect_prints_the_failing_model_as_json_without_a_bus() {
+    let scratch = tempfile::tempdir().unwrap();
+    let project = broken_project(
+        scratch.path(),
+        "models/marts/orders.sql",
+        "{{ ref('stg_orders') }}",
+        "{{ ref('stg_ordrs') }}",
+    );
+    let output = Command::new(DBT_OPS)
+        .args(["detect", "--json", "--project-dir"])
+        .arg(&project)
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let failures: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["unique_id"], "model.coffee_shop.orders");
+    assert_eq!(failures[0]["path"], "models/marts/orders.sql");
+    assert_eq!(failures[0]["class"], "bad_ref");
+    assert!(failures[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stg_ordrs"));
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_key() {
+    let output = Command::new(DBT_OPS)
+        .args(["detect", "--project-dir", "."])
+        .env("DBT_OPS__FIXER__MAX_ATTEMPTS", "lots")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fixer.max_attempts"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbt-ops.toml");
+    std::fs::write(&config, "[validator]\nconcurrency = 0\n").unwrap();
+    let output = Command::new(DBT_OPS)
+        .arg("--config")
+        .arg(&config)
+        .arg("up")
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("validator.concurrency"), "{stderr}");
+}
