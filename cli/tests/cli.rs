@@ -194,6 +194,22 @@ fn up_then_submit_wait_prints_one_outcome_per_incident_and_exits_by_outcome() {
     assert!(outcomes[0]["reason"].is_string());
     assert!(outcomes[0].get("branch").is_none());
 
+    // `watch --replay` shows the whole path, one line per event.
+    let watched = watch_until(&nats_url, "dbtops.mr.opened");
+    for subject in [
+        "dbtops.run.submitted",
+        "dbtops.failure.detected",
+        "dbtops.fix.proposed",
+        "dbtops.fix.validated",
+        "dbtops.mr.opened",
+    ] {
+        assert!(
+            watched.iter().any(|line| line.contains(subject)),
+            "no {subject} in {watched:#?}"
+        );
+    }
+    assert!(watched.iter().any(|line| line.contains("model=stg_orders")));
+
     // The private server was started on the URL's own port, under the working directory.
     assert!(scratch.path().join(".dbt-ops/nats").is_dir());
     let exit = up.terminate();
@@ -201,6 +217,37 @@ fn up_then_submit_wait_prints_one_outcome_per_incident_and_exits_by_outcome() {
         exit.success(),
         "dbt-ops up exited with {exit} after SIGTERM"
     );
+}
+
+/// Runs `dbt-ops watch --replay` until a line contains `last`; returns the lines.
+fn watch_until(nats_url: &str, last: &str) -> Vec<String> {
+    let mut child = Command::new(DBT_OPS)
+        .args(["watch", "--replay"])
+        .env("NATS_URL", nats_url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = line_rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains(last);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
 }
 
 #[test]

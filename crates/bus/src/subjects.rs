@@ -73,6 +73,11 @@ impl Subjects {
         self.subject("incident.abandoned")
     }
 
+    /// A later run showed an incident's model passing again.
+    pub fn incident_resolved(&self) -> String {
+        self.subject("incident.resolved")
+    }
+
     /// Where `service` copies messages it could not handle.
     pub fn dead_letter(&self, service: &str) -> String {
         self.subject(&format!("dlq.{service}"))
