@@ -103,6 +103,7 @@ impl Bus {
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: Duration::from_secs(self.settings.duplicate_window_secs),
             description: Some("dbt-ops: every event of every incident".into()),
+            num_replicas: self.settings.replicas,
             ..Default::default()
         };
         let mut last_error = None;
@@ -161,6 +162,7 @@ impl Bus {
                 description: "dbt-ops: each incident's state, and signature → incident".into(),
                 history: 5,
                 storage: stream::StorageType::File,
+                num_replicas: self.settings.replicas,
                 ..Default::default()
             })
             .await
@@ -182,6 +184,7 @@ impl Bus {
                     description: Some("dbt-ops: run artifacts too large for a message".into()),
                     max_age: Duration::from_secs(7 * 24 * 3600),
                     storage: stream::StorageType::File,
+                    num_replicas: self.settings.replicas,
                     ..Default::default()
                 })
                 .await
