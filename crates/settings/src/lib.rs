@@ -110,6 +110,9 @@ pub struct NatsSettings {
     /// How long the server waits for an ack before redelivering; handlers that take longer
     /// send progress acks.
     pub ack_wait_secs: u64,
+    /// Replicas of the stream, KV bucket and object store (3 on a 3-node cluster). Every
+    /// service applies the layout at start, so this must be the same everywhere.
+    pub replicas: usize,
     /// Optional credentials.
     pub user: String,
     /// Password for `user`.
@@ -132,6 +135,7 @@ impl Default for NatsSettings {
             duplicate_window_secs: 120,
             max_deliver: 5,
             ack_wait_secs: 30,
+            replicas: 1,
             user: String::new(),
             password: Secret::default(),
             token: Secret::default(),
@@ -419,6 +423,9 @@ impl Settings {
         }
         if self.nats.max_deliver < 1 {
             return Err(invalid("nats.max_deliver", "must be at least 1"));
+        }
+        if !(1..=5).contains(&self.nats.replicas) {
+            return Err(invalid("nats.replicas", "must be between 1 and 5"));
         }
         if self.nats.ack_wait_secs == 0 {
             return Err(invalid("nats.ack_wait_secs", "must be at least 1"));
