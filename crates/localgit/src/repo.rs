@@ -316,6 +316,29 @@ impl LocalRepo {
         &self,
         req: &BranchCommit,
     ) -> Result<CommittedBranch, LocalGitError> {
+        self.commit_fix(req, None)
+    }
+
+    /// Like [`LocalRepo::commit_to_new_branch`], for a run that failed on a file that
+    /// differs from the base commit (an uncommitted edit in the work tree): when
+    /// `failing_content` differs from the base's file, the branch gets two commits — first
+    /// the file as it failed (a snapshot, so the reviewer sees what broke), then the fix
+    /// on top — so the fix's own diff stays readable, and a fix that merely restores the
+    /// committed version still yields a branch that builds. The work tree is still never
+    /// touched.
+    pub fn commit_to_new_branch_over(
+        &self,
+        req: &BranchCommit,
+        failing_content: &str,
+    ) -> Result<CommittedBranch, LocalGitError> {
+        self.commit_fix(req, Some(failing_content))
+    }
+
+    fn commit_fix(
+        &self,
+        req: &BranchCommit,
+        failing_content: Option<&str>,
+    ) -> Result<CommittedBranch, LocalGitError> {
         // Defence in depth: delivery checks the branch too, with the full policy.
         let policy = BranchPolicy {
             protected: Vec::new(),
@@ -346,7 +369,31 @@ impl LocalRepo {
         if let Some(tip) = self.branch_exists(&req.branch)? {
             return self.existing_branch(req, tip, &blob);
         }
-        if blob == entry.oid {
+        // The parent of the fix: the base, or a snapshot of the failing file on top of it.
+        let (parent, parent_oid) = match failing_content {
+            Some(failing) => {
+                let failing_blob = self.hash_blob(failing, false)?;
+                if failing_blob == entry.oid {
+                    (base.clone(), entry.oid.clone())
+                } else {
+                    self.hash_blob(failing, true)?;
+                    let tree = self.tree_with_replaced_file(
+                        &base,
+                        &entry.mode,
+                        &failing_blob,
+                        &req.path_in_repo,
+                    )?;
+                    let message = format!(
+                        "dbt-ops: {} as it failed (uncommitted in the work tree)\n",
+                        req.path_in_repo
+                    );
+                    let snapshot = self.commit_tree_with_message(&tree, &base, req, &message)?;
+                    (snapshot, failing_blob)
+                }
+            }
+            None => (base.clone(), entry.oid.clone()),
+        };
+        if blob == parent_oid {
             return Err(LocalGitError::NoChange {
                 path: req.path_in_repo.clone(),
                 base,
@@ -354,8 +401,8 @@ impl LocalRepo {
         }
 
         self.hash_blob(&req.content, true)?;
-        let tree = self.tree_with_replaced_file(&base, &entry.mode, &blob, &req.path_in_repo)?;
-        let commit = self.commit_tree(&tree, &base, req)?;
+        let tree = self.tree_with_replaced_file(&parent, &entry.mode, &blob, &req.path_in_repo)?;
+        let commit = self.commit_tree(&tree, &parent, req)?;
 
         // The all-zero old value makes update-ref create the ref or fail: never overwrite.
         let zero = "0".repeat(base.len());
@@ -446,7 +493,17 @@ impl LocalRepo {
         parent: &str,
         req: &BranchCommit,
     ) -> Result<String, LocalGitError> {
-        let mut message = req.message.clone();
+        self.commit_tree_with_message(tree, parent, req, &req.message)
+    }
+
+    fn commit_tree_with_message(
+        &self,
+        tree: &str,
+        parent: &str,
+        req: &BranchCommit,
+        message: &str,
+    ) -> Result<String, LocalGitError> {
+        let mut message = message.to_owned();
         if !message.ends_with('\n') {
             message.push('\n');
         }

@@ -506,3 +506,55 @@ fn opening_something_that_is_not_a_repository_fails_clearly() -> TestResult {
     ));
     Ok(())
 }
+
+#[test]
+fn a_run_that_failed_on_an_uncommitted_edit_gets_a_snapshot_then_the_fix() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    // The committed file is ORIGINAL; the work tree held a different, failing version.
+    let failing = ORIGINAL.replace("order_id", "ordr_id");
+    let fixed_from_failing = failing.replace("custmer_id", "customer_id");
+    let committed = repo.commit_to_new_branch_over(
+        &request(BRANCH, &base, MODEL, &fixed_from_failing),
+        &failing,
+    )?;
+    assert_eq!(
+        git(fixture.root(), &["rev-list", "--count", BRANCH])?.trim(),
+        "3"
+    );
+    let snapshot = git(fixture.root(), &["show", &format!("{BRANCH}~1:{MODEL}")])?;
+    assert_eq!(snapshot, failing);
+    let tip = git(fixture.root(), &["show", &format!("{BRANCH}:{MODEL}")])?;
+    assert_eq!(tip, fixed_from_failing);
+    assert_eq!(
+        git(fixture.root(), &["rev-parse", &format!("{BRANCH}~2")])?.trim(),
+        base
+    );
+    // The fix commit's own diff is the fix alone.
+    let fix_diff = git(fixture.root(), &["diff", &format!("{BRANCH}~1"), BRANCH])?;
+    assert!(fix_diff.contains("-    custmer_id") && fix_diff.contains("+    customer_id"));
+    assert!(!fix_diff.contains("ordr_id\n+"), "{fix_diff}");
+    assert!(!committed.already_existed);
+    Ok(())
+}
+
+#[test]
+fn a_fix_that_restores_the_committed_file_over_an_uncommitted_break_still_gets_a_branch(
+) -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let failing = ORIGINAL.replace("order_id", "ordr_id");
+    repo.commit_to_new_branch_over(&request(BRANCH, &base, MODEL, ORIGINAL), &failing)?;
+    let tip = git(fixture.root(), &["show", &format!("{BRANCH}:{MODEL}")])?;
+    assert_eq!(tip, ORIGINAL);
+    // Same failing content as the base: one commit, exactly as commit_to_new_branch.
+    let other = "dbt-ops/fix/stg_orders/0badc0de";
+    repo.commit_to_new_branch_over(&request(other, &base, MODEL, FIXED), ORIGINAL)?;
+    assert_eq!(
+        git(fixture.root(), &["rev-list", "--count", other])?.trim(),
+        "2"
+    );
+    Ok(())
+}
