@@ -23,9 +23,10 @@ pub enum SettingsError {
     /// The named file does not exist (only for a file named explicitly).
     #[error("settings file {0} does not exist")]
     MissingFile(PathBuf),
-    /// A value did not parse; the config crate's message names the key.
+    /// A value did not parse; the config crate's message names the key. Kept as text so
+    /// the message is printed once, not again as its own cause.
     #[error("invalid settings: {0}")]
-    Parse(#[from] config::ConfigError),
+    Parse(String),
     /// A value parsed but is outside what dbt-ops can work with.
     #[error("invalid settings: `{key}` {problem}")]
     Invalid {
@@ -34,6 +35,12 @@ pub enum SettingsError {
         /// What is wrong with its value.
         problem: String,
     },
+}
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(error: config::ConfigError) -> Self {
+        SettingsError::Parse(error.to_string())
+    }
 }
 
 /// A secret string (password, token, API key): never printed by Debug or Display.
@@ -175,12 +182,38 @@ impl Default for TelemetrySettings {
 pub struct DetectorSettings {
     /// Largest artifact the detector will read, in bytes.
     pub max_artifact_bytes: u64,
+    /// Environment variables whose values are redacted from all evidence, on top of
+    /// every `*_PASSWORD`, `*_TOKEN`, `*_KEY`, `*_SECRET` variable (read once at start).
+    pub redact_env_vars: Vec<String>,
+    /// Estimated tokens (≈ 4 characters each) the evidence of one incident may take; the
+    /// detector trims in a documented order beyond it.
+    pub evidence_token_budget: u32,
+    /// Address of the gRPC `dbtops.v1.Ingest` and health services, e.g.
+    /// `127.0.0.1:50051`; empty: no gRPC server.
+    pub grpc_listen: String,
+    /// Largest gRPC request the detector accepts (artifacts inline); larger artifacts go
+    /// through the object store by name.
+    pub grpc_max_message_bytes: u64,
+    /// dbt project directories whose finished runs are picked up and submitted.
+    pub watch: Vec<String>,
+    /// How often watched projects are polled, in milliseconds.
+    pub watch_interval_ms: u64,
+    /// How long a run's artifacts must stay unchanged before they are submitted, in
+    /// milliseconds (dbt writes run_results.json before its last log lines).
+    pub watch_debounce_ms: u64,
 }
 
 impl Default for DetectorSettings {
     fn default() -> Self {
         Self {
             max_artifact_bytes: 512 * 1024 * 1024,
+            redact_env_vars: Vec::new(),
+            evidence_token_budget: 2_000,
+            grpc_listen: String::new(),
+            grpc_max_message_bytes: 16 * 1024 * 1024,
+            watch: Vec::new(),
+            watch_interval_ms: 1_000,
+            watch_debounce_ms: 2_000,
         }
     }
 }
@@ -429,6 +462,36 @@ impl Settings {
         }
         if self.nats.ack_wait_secs == 0 {
             return Err(invalid("nats.ack_wait_secs", "must be at least 1"));
+        }
+        if self.detector.evidence_token_budget < 200 {
+            return Err(invalid(
+                "detector.evidence_token_budget",
+                "must be at least 200 (the error and the model's SQL need room)",
+            ));
+        }
+        if !self.detector.grpc_listen.is_empty()
+            && self
+                .detector
+                .grpc_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(
+                "detector.grpc_listen",
+                format!(
+                    "must be empty or an address like 127.0.0.1:50051, not {:?}",
+                    self.detector.grpc_listen
+                ),
+            ));
+        }
+        if self.detector.grpc_max_message_bytes < 1024 {
+            return Err(invalid(
+                "detector.grpc_max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.detector.watch_interval_ms < 10 {
+            return Err(invalid("detector.watch_interval_ms", "must be at least 10"));
         }
         if !(1..=20).contains(&self.fixer.max_attempts) {
             return Err(invalid("fixer.max_attempts", "must be between 1 and 20"));

@@ -1,27 +1,6 @@
 //! `dbt-ops-validator`: the validator as its own process, for deployments that scale it alone.
 
-use std::path::PathBuf;
-
-use clap::Parser;
-
-/// Runs the dbt-ops validator until SIGTERM or ctrl-c.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Settings file (default: ./dbt-ops.toml if present).
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let settings = dbtops_settings::Settings::load(args.config.as_deref())?;
-    let _telemetry = dbtops_telemetry::init(&dbtops_telemetry::TelemetryConfig::from_settings(
-        "dbt-ops-validator",
-        &settings.telemetry,
-    ))?;
-    let bus = dbtops_bus::Bus::connect(&settings.nats).await?;
-    dbtops_validator::run(bus, settings, dbtops_bus::shutdown::signal()).await?;
-    Ok(())
+    dbtops_service::main("dbt-ops-validator", dbtops_validator::run).await
 }

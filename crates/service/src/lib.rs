@@ -1,0 +1,41 @@
+//! The one `main` of every service binary (`dbt-ops-detector`, `dbt-ops-fixer`, …), so the
+//! four stay identical: parse `--config`, load settings (a bad value stops here, naming
+//! the key), set up telemetry, connect to NATS, run until SIGTERM or ctrl-c.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use clap::Parser;
+use dbtops_bus::Bus;
+use dbtops_settings::Settings;
+
+/// The shutdown signal handed to a service's `run`.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs one dbt-ops service until SIGTERM or ctrl-c.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Settings file (default: ./dbt-ops.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Wires and runs the service `name` with its `run` function.
+pub async fn main<Run, Running, RunError>(name: &str, run: Run) -> anyhow::Result<()>
+where
+    Run: FnOnce(Bus, Settings, Shutdown) -> Running,
+    Running: Future<Output = Result<(), RunError>>,
+    RunError: std::error::Error + Send + Sync + 'static,
+{
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref())?;
+    let _telemetry = dbtops_telemetry::init(&dbtops_telemetry::TelemetryConfig::from_settings(
+        name,
+        &settings.telemetry,
+    ))?;
+    let bus = Bus::connect(&settings.nats).await?;
+    run(bus, settings, Box::pin(dbtops_bus::shutdown::signal())).await?;
+    Ok(())
+}
