@@ -1,5 +1,5 @@
-//! Generates the `dbtops.v1` types with prost, parsing the .proto files with protox so that
-//! no system `protoc` is needed.
+//! Generates the `dbtops.v1` types with prost and the `Ingest` gRPC service with tonic,
+//! parsing the .proto files with protox so that no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["dbtops/v1/events.proto"];
@@ -7,6 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["."])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(true)
+        .compile_fds(descriptors)?;
     Ok(())
 }

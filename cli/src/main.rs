@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The golden dataset of merged fixes.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
     /// Print every event on the bus as it happens.
     Watch {
         /// Only this subject (wildcards allowed).
@@ -69,6 +74,16 @@ enum Command {
         /// Start from the oldest stored event.
         #[arg(long)]
         replay: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Write one JSON line per merged incident (error, evidence, proposal, diff).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -187,6 +202,30 @@ async fn main() -> anyhow::Result<()> {
                     println!("{}: no failing node in the last run", project.display());
                 }
             }
+        }
+        Command::Dataset {
+            command: DatasetCommand::Export { output },
+        } => {
+            up::resolve_nats_url(&mut settings.nats);
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            let written = match output {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(
+                        std::fs::File::create(&path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    );
+                    let written = dbtops_delivery::dataset::export_dataset(&bus, &mut file).await?;
+                    std::io::Write::flush(&mut file)?;
+                    written
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    dbtops_delivery::dataset::export_dataset(&bus, &mut stdout).await?
+                }
+            };
+            eprintln!("{written} merged incident(s) exported");
         }
         Command::Watch { subject, replay } => {
             up::resolve_nats_url(&mut settings.nats);

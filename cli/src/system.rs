@@ -34,10 +34,23 @@ pub async fn run_all(
         // An error means the sender is gone: stop too.
         let _ = receiver.wait_for(|stop| *stop).await;
     };
-    let detector = dbtops_detector::run(bus.clone(), settings.clone(), stopped(stop_rx.clone()));
-    let fixer = dbtops_fixer::run(bus.clone(), settings.clone(), stopped(stop_rx.clone()));
-    let validator = dbtops_validator::run(bus.clone(), settings.clone(), stopped(stop_rx.clone()));
-    let delivery = dbtops_delivery::run(bus, settings, stopped(stop_rx));
+    // Boxed: the four services' futures together are too large for a worker thread's stack.
+    let detector = Box::pin(dbtops_detector::run(
+        bus.clone(),
+        settings.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let fixer = Box::pin(dbtops_fixer::run(
+        bus.clone(),
+        settings.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let validator = Box::pin(dbtops_validator::run(
+        bus.clone(),
+        settings.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let delivery = Box::pin(dbtops_delivery::run(bus, settings, stopped(stop_rx)));
     let services = async {
         let (detector, fixer, validator, delivery) =
             tokio::join!(detector, fixer, validator, delivery);
@@ -47,7 +60,7 @@ pub async fn run_all(
         delivery?;
         Ok::<(), SystemError>(())
     };
-    tokio::pin!(services);
+    let mut services = Box::pin(services);
     tokio::select! {
         result = &mut services => result,
         _ = shutdown => {

@@ -1,6 +1,8 @@
 //! The dbt-ops wire contract.
 //!
-//! `v1` holds the prost types generated from `proto/dbtops/v1/*.proto`. Services convert
+//! `v1` holds the prost types generated from `proto/dbtops/v1/*.proto`, and the tonic
+//! client and server of the `dbtops.v1.Ingest` gRPC service (`v1::ingest_client`,
+//! `v1::ingest_server`). Services convert
 //! between these and their own domain types at their edges; nothing here has behaviour
 //! beyond what prost generates, plus the names that tie a type to its subject and header.
 
@@ -35,6 +37,7 @@ wire_message!(
     MergeRequestMerged,
     MergeRequestClosed,
     IncidentAbandoned,
+    IncidentResolved,
     DeadLetter,
 );
 

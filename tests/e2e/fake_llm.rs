@@ -98,8 +98,8 @@ pub fn answer(path: &str, sql: &str) -> Value {
     let content = json!({
         "model_path": path,
         "fixed_sql": sql,
-        "explanation": "Replaced the function DuckDB does not have.",
-        "error_class": "unknown_function",
+        "explanation": "Compared the date with a date, not an integer.",
+        "error_class": "type_mismatch",
         "confidence": 0.8,
     });
     json!({

@@ -12,7 +12,10 @@ use dbtops_proto::v1;
 use dbtops_settings::{LlmProviderKind, LlmProviderSettings};
 
 const STG_ORDERS: &str = "models/staging/stg_orders.sql";
-const REVENUE_DAILY: &str = "models/marts/finance/revenue_daily.sql";
+const CUSTOMERS: &str = "models/marts/customers.sql";
+/// A date compared to an integer: no rule fixes it, so these tests reach the LLM.
+const COMPLETED: &str = "    where order_status = 'completed'\n";
+const DATE_AS_INTEGER: &str = "    where order_status = 'completed'\n      and order_date >= 20240101\n";
 const WAIT: Duration = Duration::from_secs(300);
 
 async fn submit_and_wait(system: &TestSystem, repo: &ExampleRepo) -> Vec<IncidentOutcome> {
@@ -180,18 +183,15 @@ async fn the_same_run_submitted_twice_is_one_incident_and_one_branch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_that_never_validates_is_abandoned_after_max_attempts() {
     let repo = ExampleRepo::new();
-    repo.break_model(
-        REVENUE_DAILY,
-        "strftime(order_date, '%Y-%m')",
-        "to_char(order_date, 'YYYY-MM')",
-    );
+    repo.break_model(CUSTOMERS, COMPLETED, DATE_AS_INTEGER);
     let (ok, output) = repo.dbt(&["build"]);
     assert!(!ok);
-    assert!(output.contains("to_char"), "{output}");
+    assert!(output.contains("Cannot compare values of type DATE"), "{output}");
     // A model that always answers, and always wrongly: a new unknown function each time.
     let llm = fake_llm::FakeLlm::start(|call, request| {
-        let sql = fake_llm::model_sql_from(request).replace("to_char", &format!("to_chr_{call}"));
-        fake_llm::answer(REVENUE_DAILY, &sql)
+        let sql = fake_llm::model_sql_from(request)
+            .replace("20240101", &format!("to_chr_{call}(20240101)"));
+        fake_llm::answer(CUSTOMERS, &sql)
     })
     .await;
     let system = TestSystem::start(|settings| {
@@ -244,15 +244,11 @@ async fn a_proposal_that_never_validates_is_abandoned_after_max_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_llm_proposal_is_validated_and_delivered() {
     let repo = ExampleRepo::new();
-    let original = repo.break_model(
-        REVENUE_DAILY,
-        "strftime(order_date, '%Y-%m')",
-        "to_char(order_date, 'YYYY-MM')",
-    );
+    let original = repo.break_model(CUSTOMERS, COMPLETED, DATE_AS_INTEGER);
     let (ok, _) = repo.dbt(&["build"]);
     assert!(!ok);
     let fixed = original.clone();
-    let llm = fake_llm::FakeLlm::start(move |_, _| fake_llm::answer(REVENUE_DAILY, &fixed)).await;
+    let llm = fake_llm::FakeLlm::start(move |_, _| fake_llm::answer(CUSTOMERS, &fixed)).await;
     let system = TestSystem::start(|settings| {
         settings.fixer.providers = vec![llm.provider("fake")];
     })
@@ -262,7 +258,7 @@ async fn an_llm_proposal_is_validated_and_delivered() {
     let branch = outcomes[0].branch.clone().unwrap();
     let content = repo.git(&[
         "show",
-        &format!("{branch}:analytics/coffee_shop/{REVENUE_DAILY}"),
+        &format!("{branch}:analytics/coffee_shop/{CUSTOMERS}"),
     ]);
     assert_eq!(content, original);
     let validated = system

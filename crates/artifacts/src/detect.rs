@@ -187,6 +187,25 @@ pub fn detect(artifacts: &RunArtifacts) -> Result<Detection, ArtifactError> {
     );
     let blast = blast_radius(&seeds, &statuses, &graph, &mut notes);
 
+    // The statements dbt executed, from a log of the same invocation: what a database's
+    // `LINE n` counts.
+    let statements = match &verdict {
+        Verdict::Log(inv, _) => Some(&inv.statements),
+        Verdict::RunResults(rr) => log
+            .as_ref()
+            .filter(|l| {
+                l.last.invocation_id.is_some()
+                    && l.last.invocation_id.as_deref()
+                        == rr
+                            .metadata
+                            .invocation_id
+                            .as_deref()
+                            .map(str::to_lowercase)
+                            .as_deref()
+            })
+            .map(|l| &l.last.statements),
+        Verdict::Nothing => None,
+    };
     let ev = EvidenceSources::new(
         manifest.as_ref(),
         manifest_fresh,
@@ -213,6 +232,9 @@ pub fn detect(artifacts: &RunArtifacts) -> Result<Detection, ArtifactError> {
                 class: classification.class,
                 message: &message,
                 compiled_sql: seed.compiled_sql.as_deref(),
+                executed_sql: statements
+                    .and_then(|m| m.get(&seed.unique_id))
+                    .map(String::as_str),
             });
             Failure {
                 unique_id: seed.unique_id.clone(),

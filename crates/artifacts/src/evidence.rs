@@ -52,6 +52,9 @@ pub(crate) struct Subject<'a> {
     pub message: &'a str,
     /// Compiled SQL from run_results, when the run got that far.
     pub compiled_sql: Option<&'a str>,
+    /// The statement dbt executed for the node, as its log recorded it: what a database's
+    /// `LINE n` counts.
+    pub executed_sql: Option<&'a str>,
 }
 
 impl<'a> EvidenceSources<'a> {
@@ -106,6 +109,11 @@ impl<'a> EvidenceSources<'a> {
         let yaml_entry = self.yaml_entry(s, node);
         let parents = self.parents(s, node, &model_sql);
         let sources = self.sources(s, node, &model_sql);
+        let error_location = if s.path.ends_with(".sql") || s.path.is_empty() {
+            crate::location::locate(s.message, &model_sql, &compiled_sql, s.executed_sql)
+        } else {
+            None
+        };
         Evidence {
             model_sql,
             compiled_sql,
@@ -116,6 +124,8 @@ impl<'a> EvidenceSources<'a> {
                 .names_cache
                 .get_or_init(|| self.project_node_names())
                 .clone(),
+            error_location,
+            ..Evidence::default()
         }
     }
 
@@ -665,6 +675,7 @@ mod tests {
             class: ErrorClass::BadRef,
             message: "depends on a node named 'stg_ordrs' which was not found",
             compiled_sql: None,
+            executed_sql: None,
         });
         assert!(e.model_sql.contains("stg_ordrs"));
         assert_eq!(e.yaml_entry, "  - name: orders\n    description: x");
@@ -700,6 +711,7 @@ mod tests {
             class: ErrorClass::MissingColumn,
             message: "",
             compiled_sql: None,
+            executed_sql: None,
         });
         assert_eq!(e.parents.len(), 1);
         assert_eq!(e.parents[0].name, "stg_orders");

@@ -21,13 +21,16 @@
 //! UTF-8 all become notes or an [`ArtifactError`]); the same failure seen in two runs
 //! has the same signature and so the same [`incident_id`].
 
+mod budget;
 mod classify;
 mod detect;
 mod error;
 mod evidence;
+mod location;
 mod log;
 mod manifest;
 mod project;
+mod redact;
 mod sql;
 mod text;
 mod yaml;
@@ -35,11 +38,15 @@ mod yaml;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use budget::{apply_token_budget, estimate_tokens, failure_tokens, CHARS_PER_TOKEN};
 pub use classify::{class_needs_human, classify, ClassRule, Classification, CLASS_RULES};
 pub use dbtops_proto::v1::ErrorClass;
 pub use detect::detect;
 pub use error::ArtifactError;
-pub use project::{collect_project_files, ProjectFiles};
+pub use location::{annotate_error, ErrorLocation};
+pub use log::{scan_log, scan_log_bytes, LogScan};
+pub use project::{collect_project_files, project_settings, ProjectFiles, ProjectSettings};
+pub use redact::{is_secret_env_name, Redactor, REDACTED};
 pub use text::{normalise_error, signature, strip_ansi, trim_message};
 
 /// Everything one dbt run left behind, as bytes. Any may be missing; more is better.
@@ -123,6 +130,18 @@ pub struct Evidence {
     pub sources: Vec<SourceDef>,
     /// Every model, seed and snapshot name in the project: candidates for a bad `ref()`.
     pub project_node_names: Vec<String>,
+    /// Where the database's `LINE n` is in the model's own file, when the error names a
+    /// line.
+    pub error_location: Option<ErrorLocation>,
+    /// What [`apply_token_budget`] removed, one line per step, in order.
+    pub trimmed: Vec<String>,
+    /// Estimated tokens of the error text and this evidence after the budget was applied
+    /// (0 until it was).
+    pub estimated_tokens: u32,
+    /// The budget it was held to (0 until it was).
+    pub token_budget: u32,
+    /// Fields in which [`Redactor::redact_failure`] replaced secrets.
+    pub redacted_fields: Vec<String>,
 }
 
 /// The columns one upstream node exposes.
@@ -147,6 +166,17 @@ pub struct SourceDef {
     pub table_name: String,
     /// Declared columns (often none).
     pub columns: Vec<String>,
+}
+
+/// Entry points for `benches/parse.rs`, which can only reach the public API; not part of
+/// the API.
+#[doc(hidden)]
+pub mod bench {
+    /// Parses manifest.json as [`crate::detect`] does; returns its node count.
+    pub fn parse_manifest(bytes: &[u8]) -> Result<usize, String> {
+        let mut notes = Vec::new();
+        crate::manifest::parse_manifest(bytes, &mut notes).map(|m| m.nodes.len())
+    }
 }
 
 fn serialize_class<S: serde::Serializer>(class: &ErrorClass, s: S) -> Result<S::Ok, S::Error> {

@@ -135,6 +135,39 @@ impl ProjectLayout {
     }
 }
 
+/// What `dbt_project.yml` says about where a project keeps things, for tools that find a
+/// project's run artifacts on disk (the detector's watch, `dbt-ops submit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectSettings {
+    /// `name:`.
+    pub name: Option<String>,
+    /// `model-paths`, default `["models"]`.
+    pub model_paths: Vec<String>,
+    /// `target-path`, default `target`: where run_results.json and manifest.json are.
+    pub target_path: String,
+    /// `log-path`, default `logs`: where dbt.log is.
+    pub log_path: String,
+}
+
+/// Reads [`ProjectSettings`] from `dbt_project.yml` text (dbt's defaults when unset).
+pub fn project_settings(dbt_project_yml: &str) -> ProjectSettings {
+    let layout = ProjectLayout::from_project_yml(dbt_project_yml);
+    let doc = yaml::parse(dbt_project_yml);
+    let path = |key: &str, default: &str| {
+        doc.get(key)
+            .and_then(Yaml::as_str)
+            .map(|p| p.trim_end_matches('/').to_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    ProjectSettings {
+        name: layout.name,
+        model_paths: layout.model_paths,
+        target_path: path("target-path", "target"),
+        log_path: path("log-path", "logs"),
+    }
+}
+
 /// `path` is `dir` itself or inside it (project-relative, `/`-separated).
 pub(crate) fn under(path: &str, dir: &str) -> bool {
     path.strip_prefix(dir)

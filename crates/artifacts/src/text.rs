@@ -33,15 +33,6 @@ pub fn strip_ansi(text: &str) -> String {
     }
 }
 
-/// Iterates over the lines of a byte buffer without copying the whole buffer into a
-/// `String` first: a 200 MB appended log is walked line by line.
-pub(crate) fn byte_lines(bytes: &[u8]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
-    bytes.split(|b| *b == b'\n').map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        String::from_utf8_lossy(line)
-    })
-}
-
 /// True for a line that only frames an error rather than stating it: dbt's
 /// "Runtime Error in model x (path)" headers, the caret under a `LINE n:` excerpt, hints.
 pub(crate) fn is_framing_line(line: &str) -> bool {
@@ -253,14 +244,5 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert_eq!(trim_message(&long).lines().count(), MAX_MESSAGE_LINES + 1);
-    }
-
-    #[test]
-    fn byte_lines_survive_invalid_utf8() {
-        let bytes = b"ok\r\n\xff\xfebad\nlast";
-        let lines: Vec<String> = byte_lines(bytes).map(|c| c.into_owned()).collect();
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], "ok");
-        assert!(lines[1].ends_with("bad"));
     }
 }

@@ -462,3 +462,103 @@ fn a_log_cut_before_the_summary_still_finds_the_failure() {
     assert_eq!(found(&det), expected, "notes: {:?}", det.notes);
     assert!(!det.failures[0].blast_radius.is_empty());
 }
+
+/// Every real failure whose database error names a `LINE n` (which counts the statement
+/// dbt executed, wrapper included) is mapped back to the model line that holds the
+/// excerpt the database printed — from the full artifacts (the log's executed statement),
+/// from run_results alone (compiled SQL), and from the console alone (the model's SQL).
+#[test]
+fn database_lines_map_back_to_the_model() {
+    let line_re = regex::Regex::new(r"(?m)^\s*LINE (\d+):(.*)$").unwrap();
+    let mut mapped = 0;
+    let mut lines_by_view: std::collections::BTreeMap<(String, String), BTreeSet<u32>> =
+        Default::default();
+    for dir in cases() {
+        let full = artifacts(&dir);
+        let views = [
+            ("full", full.clone(), "executed_statement"),
+            (
+                "run_results",
+                RunArtifacts {
+                    dbt_log: None,
+                    console: None,
+                    ..full.clone()
+                },
+                "compiled_sql",
+            ),
+            (
+                "console",
+                RunArtifacts {
+                    run_results: None,
+                    manifest: None,
+                    dbt_log: None,
+                    ..full.clone()
+                },
+                "line_text",
+            ),
+        ];
+        for (view, a, method) in views {
+            let Ok(det) = detect(&a) else { continue };
+            for f in &det.failures {
+                let Some(c) = line_re.captures(&f.message) else {
+                    continue;
+                };
+                let n: u32 = c[1].parse().unwrap();
+                let excerpt = c[2].trim().to_owned();
+                let loc = f.evidence.error_location.as_ref().unwrap_or_else(|| {
+                    panic!(
+                        "{} ({view}): {} has LINE {n} but no location",
+                        name(&dir),
+                        f.unique_id
+                    )
+                });
+                assert_eq!(loc.statement_line, n);
+                assert_eq!(loc.method, method, "{} ({view})", name(&dir));
+                let model_line = f
+                    .evidence
+                    .model_sql
+                    .lines()
+                    .nth(loc.model_line as usize - 1)
+                    .unwrap_or_default();
+                assert_eq!(model_line.trim_end(), loc.model_line_text);
+                let squash = |s: &str| s.split_whitespace().collect::<String>();
+                let words: Vec<&str> = excerpt
+                    .split(|ch: char| !ch.is_alphanumeric() && ch != '_')
+                    .filter(|w| w.len() > 2)
+                    .collect();
+                assert!(
+                    words.iter().any(|w| squash(model_line).contains(w)),
+                    "{} ({view}): LINE {n} `{excerpt}` mapped to model line {} `{model_line}`",
+                    name(&dir),
+                    loc.model_line
+                );
+                lines_by_view
+                    .entry((name(&dir), f.unique_id.clone()))
+                    .or_default()
+                    .insert(loc.model_line);
+                if view == "full" {
+                    // The model line sits above the statement line: the wrapper only adds.
+                    assert!(loc.model_line < n, "{}", name(&dir));
+                    assert!(
+                        loc.compiled_line > 0,
+                        "{}: compiled line unknown",
+                        name(&dir)
+                    );
+                    mapped += 1;
+                }
+                eprintln!(
+                    "{:28} {view:12} LINE {n:3} -> compiled {:3} -> model {:3} {}",
+                    name(&dir),
+                    loc.compiled_line,
+                    loc.model_line,
+                    loc.model_line_text.trim()
+                );
+            }
+        }
+    }
+    assert!(mapped >= 8, "only {mapped} real failures had a LINE to map");
+    // Every way through the artifacts agrees on the model line.
+    for (key, lines) in &lines_by_view {
+        assert_eq!(lines.len(), 1, "{key:?} maps to {lines:?}");
+    }
+}

@@ -1,9 +1,12 @@
 //! Deterministic, zero-token fixes for dbt failures whose answer is unambiguous.
 //!
 //! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
-//! one right answer when exactly one existing name is clearly nearest, and finding it
-//! costs microseconds and no tokens. Every rule returns `None` unless it is sure — a
-//! wrong fix is worse than no fix, because a reviewer has to notice it.
+//! one right answer when exactly one existing name is clearly nearest; a missing comma,
+//! a trailing comma, a column missing from `GROUP BY`, a function the warehouse spells
+//! differently, a renamed upstream column, a mistyped table alias or an ambiguous join
+//! column often do too. Finding it costs microseconds and no tokens. Every rule returns
+//! `None` unless it is sure — a wrong fix is worse than no fix, because a reviewer has
+//! to notice it.
 //!
 //! A pure library: no I/O, no async, no wire types. The fixer converts its evidence
 //! into a [`RuleInput`] and a [`RuleFix`] back into a proposal.
@@ -13,8 +16,17 @@
 //! - [`error_class`] — the detector's error-class labels as an enum.
 //! - [`segment`] — splits model text into SQL code, strings, comments and Jinja; every
 //!   rewrite is confined by it.
+//! - [`tokens`] — SQL tokens over those segments, with parenthesis depth; Jinja is one
+//!   opaque token.
+//! - [`structure`] — select scopes (list, items, clauses), `FROM` relations and CTEs,
+//!   read off the tokens.
+//! - [`relations`] — which dbt node a `FROM` relation reads (`ref`, `source`, an import
+//!   CTE).
+//! - [`sqlcheck`] — Jinja masked, does the model parse in the adapter's dialect
+//!   (sqlparser)? The syntax rules only propose edits this check accepts.
 //! - [`jinja_calls`] — finds `ref(…)` / `source(…)` calls and their string arguments.
 //! - [`column_errors`] — the table of adapter error wordings for a missing column.
+//! - [`error_spot`] — the token and echoed line of a parser error.
 //! - [`nearest`] — picks the one nearest existing name, or refuses.
 //! - [`rewrite`] — identifier occurrences, byte-range edits, rejected-attempt checks.
 //! - [`rules`] — the rules themselves and the table [`rules::RULES`] that
@@ -24,11 +36,16 @@
 
 pub mod column_errors;
 pub mod error_class;
+pub mod error_spot;
 pub mod jinja_calls;
 pub mod nearest;
+pub mod relations;
 pub mod rewrite;
 pub mod rules;
 pub mod segment;
+pub mod sqlcheck;
+pub mod structure;
+pub mod tokens;
 
 pub use error_class::{ErrorClass, UnknownErrorClass};
 pub use rules::{Rule, RULES};

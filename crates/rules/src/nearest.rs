@@ -90,15 +90,58 @@ fn abbreviation_of(short: &str, long: &str) -> bool {
     short.len() >= 2 && short.len() < long.len() && long.starts_with(short)
 }
 
+/// `short` is `long` with letters left out, first letter kept: `cnt` → `count`, `qty` →
+/// `quantity`, `nm` → `name`.
+fn contraction_of(short: &str, long: &str) -> bool {
+    let mut rest = long.chars();
+    short.chars().count() >= 2
+        && short.len() < long.len()
+        && short.chars().next() == long.chars().next()
+        && short.chars().all(|c| rest.any(|l| l == c))
+}
+
 fn tokens(name: &str) -> Vec<&str> {
     name.split(|c: char| c == '_' || c == '.' || c == '-' || c.is_whitespace())
         .filter(|t| !t.is_empty())
         .collect()
 }
 
-/// True when `m` is close enough to `wrong` to be proposed at all.
+/// True when `m` is close enough to `wrong` to be proposed at all: an abbreviation, or
+/// within [`max_distance`] *and* a slip inside words rather than a different word
+/// (see [`words_compatible`]).
 fn acceptable(wrong: &str, m: &Match<'_>) -> bool {
-    m.abbreviates || m.distance <= max_distance(wrong.chars().count(), m.name.chars().count())
+    m.abbreviates
+        || (m.distance <= max_distance(wrong.chars().count(), m.name.chars().count())
+            && words_compatible(wrong, m.name))
+}
+
+/// A typo changes characters inside words; it does not swap a whole word. When both
+/// names have the same number of words (split on `_`, `.`, `-`, spaces), every pair of
+/// differing words must itself be a near miss — within a third of the longer word's
+/// length (at least one edit) — or an abbreviation (`cust` → `customer`) or a
+/// contraction (`cnt` → `count`). `ordr_date` → `order_date` passes;
+/// `customer_name` → `customer_id` and `order_status` → `order_date` do not, although
+/// their character distance is within the limit for names that long. With different
+/// word counts, only a slip of one character in the words themselves counts
+/// (`orderdate` → `order_date`); a whole word more or less does not.
+pub fn words_compatible(wrong: &str, candidate: &str) -> bool {
+    let a = wrong.to_lowercase();
+    let b = candidate.to_lowercase();
+    let (wa, wb) = (tokens(&a), tokens(&b));
+    if wa.len() != wb.len() {
+        // A word added or dropped (`customer_name` → `customer_full_name`) is a rename,
+        // not a typo; a separator added or dropped (`orderdate` → `order_date`) is.
+        return strsim::osa_distance(&wa.concat(), &wb.concat()) <= 1;
+    }
+    if wa.len() < 2 {
+        return true;
+    }
+    wa.iter().zip(&wb).all(|(x, y)| {
+        x == y
+            || abbreviation_of(x, y)
+            || contraction_of(x, y)
+            || strsim::osa_distance(x, y) <= (x.chars().count().max(y.chars().count()) / 3).max(1)
+    })
 }
 
 /// Better candidates sort first: smaller distance, then larger token overlap.
@@ -264,6 +307,27 @@ mod tests {
             unique("ordr_date", &["order_date", "ORDER_DATE", "order_id"]),
             Some("order_date")
         );
+    }
+
+    #[test]
+    fn a_different_word_is_not_a_typo() {
+        // Four edits each, within the distance limit, but a whole word differs.
+        assert_eq!(
+            choose("customer_name", ["customer_id", "email"]),
+            Choice::TooFar
+        );
+        assert_eq!(
+            choose("order_status", ["order_date", "order_id"]),
+            Choice::TooFar
+        );
+        assert!(words_compatible("ordr_date", "order_date"));
+        assert!(words_compatible("customer_ix", "customer_id"));
+        assert!(words_compatible("seat_cnt", "seat_count"));
+        assert!(!words_compatible("customer_name", "customer_id"));
+        // Different word counts: a separator slip is a typo, a whole word is not.
+        assert!(words_compatible("orderdate", "order_date"));
+        assert!(!words_compatible("customer_name", "customer_full_name"));
+        assert!(!words_compatible("order_date", "order_date_utc"));
     }
 
     #[test]

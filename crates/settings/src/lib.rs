@@ -229,6 +229,20 @@ pub struct FixerSettings {
     /// LLM providers, tried in order after the rules; none: rules only (the offline
     /// default).
     pub providers: Vec<LlmProviderSettings>,
+    /// Most tokens (prompt + answer) one LLM call may use; a bigger prompt is not sent.
+    pub max_tokens_per_call: u64,
+    /// Most tokens all LLM calls of one incident may use, across its attempts.
+    pub max_tokens_per_incident: u64,
+    /// Most one incident may cost in LLM calls, in US dollars (from each provider's
+    /// prices); calls that could exceed it are not made.
+    pub max_cost_per_incident_usd: f64,
+    /// How long an incident waits when every provider is unavailable, before it is tried
+    /// again; doubles with each delivery (at most 15 minutes) and grows to honour a
+    /// provider's `Retry-After`.
+    pub unavailable_retry_secs: u64,
+    /// Record prompts and answers (secrets redacted) as span attributes. Off by default:
+    /// they hold the project's SQL.
+    pub capture_content: bool,
 }
 
 impl Default for FixerSettings {
@@ -237,6 +251,11 @@ impl Default for FixerSettings {
             max_attempts: 3,
             concurrency: 4,
             providers: Vec::new(),
+            max_tokens_per_call: 32_000,
+            max_tokens_per_incident: 100_000,
+            max_cost_per_incident_usd: 1.0,
+            unavailable_retry_secs: 30,
+            capture_content: false,
         }
     }
 }
@@ -248,6 +267,21 @@ pub enum LlmProviderKind {
     /// OpenAI-compatible chat completions: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp
     /// server, LM Studio, OpenRouter.
     Openai,
+    /// Anthropic Messages (`POST {base_url}/v1/messages`).
+    Anthropic,
+}
+
+/// How the fixer talks to an LLM provider.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmMode {
+    /// The evidence inline in one prompt, one call, the answer forced into the schema:
+    /// cheap, and the only mode small local models follow reliably.
+    #[default]
+    SingleShot,
+    /// A tool loop: the model reads the evidence through narrow tools and submits its fix
+    /// with a tool call. For capable hosted models.
+    Agentic,
 }
 
 /// One LLM provider of the fixer.
@@ -275,6 +309,21 @@ pub struct LlmProviderSettings {
     pub temperature: f64,
     /// Extra HTTP headers (e.g. OpenRouter's `HTTP-Referer`).
     pub extra_headers: std::collections::BTreeMap<String, String>,
+    /// Single-shot or agentic.
+    pub mode: LlmMode,
+    /// Most model turns in agentic mode before the attempt gives up.
+    pub max_tool_turns: u32,
+    /// Retries of one call on 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// First back-off between retries; doubles each time, with jitter.
+    pub backoff_initial_ms: u64,
+    /// Longest wait between retries inside one call, `Retry-After` included; a provider
+    /// asking for longer counts as unavailable and the next provider is tried.
+    pub backoff_max_secs: u64,
+    /// Price of a million prompt tokens, in US dollars (0: free, e.g. a local model).
+    pub input_price_per_mtok: f64,
+    /// Price of a million answer tokens, in US dollars.
+    pub output_price_per_mtok: f64,
 }
 
 impl Default for LlmProviderSettings {
@@ -290,6 +339,13 @@ impl Default for LlmProviderSettings {
             max_output_tokens: 2048,
             temperature: 0.0,
             extra_headers: std::collections::BTreeMap::new(),
+            mode: LlmMode::SingleShot,
+            max_tool_turns: 8,
+            max_retries: 2,
+            backoff_initial_ms: 500,
+            backoff_max_secs: 20,
+            input_price_per_mtok: 0.0,
+            output_price_per_mtok: 0.0,
         }
     }
 }
@@ -314,6 +370,25 @@ pub struct ValidatorSettings {
     pub concurrency: usize,
     /// Run `dbt build --select +<model> --empty` after compiling.
     pub build_empty: bool,
+    /// The run with data (`dbt build --select +<model>`, seeds included), which catches bad
+    /// casts and division by zero that `--empty` misses: `auto` (DuckDB targets only, where
+    /// it costs nothing), `always` (opt in for a warehouse dev target) or `never`.
+    pub run_with_data: String,
+    /// The fixed model's dependents: `build_empty` (`dbt build --empty` of its children and
+    /// their other parents), `compile` (`dbt compile --select <model>+`) or `off`.
+    pub downstream: String,
+    /// After the run with data, compare the model's columns, types and row count with the
+    /// last good version in the dev database: `flag` (note a difference, pass), `fail`
+    /// (a difference fails the attempt) or `off`.
+    pub data_check: String,
+    /// Keep a warm dbt process (dbt's `dbtRunner`) per project instead of starting dbt for
+    /// every step; falls back to subprocesses when the worker cannot start.
+    pub worker: bool,
+    /// The Python that runs the warm worker; empty: the interpreter of `dbt_bin` (its `#!`
+    /// line), else `python3` beside it, else `python3` on PATH.
+    pub python: String,
+    /// A warm worker whose resident memory grows past this is replaced after its call.
+    pub worker_max_memory_mb: u64,
 }
 
 impl Default for ValidatorSettings {
@@ -326,6 +401,12 @@ impl Default for ValidatorSettings {
             dbt_timeout_secs: 300,
             concurrency: 1,
             build_empty: true,
+            run_with_data: "auto".into(),
+            downstream: "build_empty".into(),
+            data_check: "flag".into(),
+            worker: true,
+            python: String::new(),
+            worker_max_memory_mb: 2048,
         }
     }
 }
@@ -338,6 +419,23 @@ pub enum DeliveryProvider {
     LocalGit,
     /// Record what would be opened; open nothing.
     Shadow,
+    /// A merge request on GitLab (gitlab.com or self-managed) through REST API v4
+    /// (`[delivery.gitlab]`).
+    Gitlab,
+    /// A pull request on GitHub (or GitHub Enterprise Server) through its REST API
+    /// (`[delivery.github]`).
+    Github,
+}
+
+/// What delivery does with a fix whose path matches `delivery.sensitive_paths`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitiveAction {
+    /// Refuse it: the incident is abandoned with reason `guardrail`.
+    Refuse,
+    /// Open it as a draft labelled `needs-owner-review` (local git: the description says
+    /// so), so an owner decides.
+    Draft,
 }
 
 /// The delivery service.
@@ -352,14 +450,46 @@ pub struct DeliverySettings {
     pub protected_branches: Vec<String>,
     /// Models paths the fix may touch, relative to the project dir; empty: the project's own.
     pub model_paths: Vec<String>,
-    /// Paths (globs) whose changes are refused.
+    /// Paths (globs, relative to the project dir) that need an owner: see
+    /// `sensitive_action`.
     pub sensitive_paths: Vec<String>,
+    /// What happens to a fix under `sensitive_paths`: refuse it, or open it as a draft for
+    /// owner review.
+    pub sensitive_action: SensitiveAction,
     /// Largest share of a file's lines a fix may change (0–1).
     pub max_changed_share: f64,
     /// Commit author name.
     pub author_name: String,
     /// Commit author email.
     pub author_email: String,
+    /// The branch merge requests target (GitLab, GitHub); empty: the project's default
+    /// branch, asked from the forge.
+    pub target_branch: String,
+    /// Where the dbt project sits in the forge repository (`.` for its root); empty:
+    /// derived from the incident's `repo_dir` and `project_dir`.
+    pub project_subdir: String,
+    /// Labels on every merge request.
+    pub labels: Vec<String>,
+    /// A file in CODEOWNERS syntax (paths relative to the repository root): the owners of
+    /// the model's path become the merge request's assignee (the first) and reviewers.
+    /// Empty: nobody is assigned.
+    pub owners_file: String,
+    /// Give up on one forge or Langfuse HTTP call after this long.
+    pub http_timeout_secs: u64,
+    /// Retries of one HTTP call after 429, 5xx or a transport error, before the message
+    /// is handed back for a later delivery.
+    pub http_max_retries: u32,
+    /// First pause between those retries, doubled each time; a `Retry-After` header wins.
+    pub http_backoff_ms: u64,
+    /// Where to serve forge webhooks (`POST /webhooks/gitlab`, `POST /webhooks/github`),
+    /// e.g. `127.0.0.1:8088`; empty: no webhook endpoint.
+    pub webhook_listen: String,
+    /// GitLab: base URL, project, token, webhook token.
+    pub gitlab: GitlabSettings,
+    /// GitHub: API URL, repository, token, webhook secret.
+    pub github: GithubSettings,
+    /// Langfuse: merged / not merged as a score on the incident's trace.
+    pub langfuse: LangfuseSettings,
 }
 
 impl Default for DeliverySettings {
@@ -370,11 +500,95 @@ impl Default for DeliverySettings {
             protected_branches: Vec::new(),
             model_paths: Vec::new(),
             sensitive_paths: Vec::new(),
+            sensitive_action: SensitiveAction::Refuse,
             max_changed_share: 0.5,
             author_name: "dbt-ops".into(),
             author_email: "dbt-ops@localhost".into(),
+            target_branch: String::new(),
+            project_subdir: String::new(),
+            labels: vec!["dbt-ops".into()],
+            owners_file: String::new(),
+            http_timeout_secs: 30,
+            http_max_retries: 3,
+            http_backoff_ms: 500,
+            webhook_listen: String::new(),
+            gitlab: GitlabSettings::default(),
+            github: GithubSettings::default(),
+            langfuse: LangfuseSettings::default(),
         }
     }
+}
+
+/// Delivery to GitLab.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitlabSettings {
+    /// `https://gitlab.com` or a self-managed instance, without `/api/v4`.
+    pub base_url: String,
+    /// The project: its numeric id or its path (`group/subgroup/project`).
+    pub project: String,
+    /// An access token with the `api` scope (sent as `PRIVATE-TOKEN`), or leave empty and
+    /// name an environment variable in `token_env`.
+    pub token: Secret,
+    /// Environment variable holding the token.
+    pub token_env: String,
+    /// The secret token GitLab sends as `X-Gitlab-Token` with webhooks; empty: the GitLab
+    /// webhook refuses everything.
+    pub webhook_token: Secret,
+}
+
+impl Default for GitlabSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://gitlab.com".into(),
+            project: String::new(),
+            token: Secret::default(),
+            token_env: "GITLAB_TOKEN".into(),
+            webhook_token: Secret::default(),
+        }
+    }
+}
+
+/// Delivery to GitHub.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GithubSettings {
+    /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
+    pub api_url: String,
+    /// The repository, `owner/name`.
+    pub repository: String,
+    /// A token with contents and pull-request write access (sent as a bearer token), or
+    /// leave empty and name an environment variable in `token_env`.
+    pub token: Secret,
+    /// Environment variable holding the token.
+    pub token_env: String,
+    /// The webhook secret behind `X-Hub-Signature-256`; empty: the GitHub webhook refuses
+    /// everything.
+    pub webhook_secret: Secret,
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.github.com".into(),
+            repository: String::new(),
+            token: Secret::default(),
+            token_env: "GITHUB_TOKEN".into(),
+            webhook_secret: Secret::default(),
+        }
+    }
+}
+
+/// Langfuse, for a `merged` score on each delivered incident's trace.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LangfuseSettings {
+    /// e.g. `https://cloud.langfuse.com`; empty: no scores.
+    pub base_url: String,
+    /// The project's public key (the basic-auth user name).
+    pub public_key: String,
+    /// The project's secret key (the basic-auth password).
+    pub secret_key: Secret,
 }
 
 impl Settings {
@@ -417,6 +631,7 @@ impl Settings {
                 .with_list_parse_key("delivery.protected_branches")
                 .with_list_parse_key("delivery.model_paths")
                 .with_list_parse_key("delivery.sensitive_paths")
+                .with_list_parse_key("delivery.labels")
                 .source(Some(environment)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -515,9 +730,71 @@ impl Settings {
                     "must be at least 1",
                 ));
             }
+            if !(1..=50).contains(&provider.max_tool_turns) {
+                return Err(invalid(
+                    "fixer.providers.max_tool_turns",
+                    format!("must be between 1 and 50 for provider {:?}", provider.name),
+                ));
+            }
+            if provider.max_retries > 10 {
+                return Err(invalid("fixer.providers.max_retries", "must be at most 10"));
+            }
+            if provider.backoff_initial_ms == 0 || provider.backoff_max_secs == 0 {
+                return Err(invalid(
+                    "fixer.providers.backoff_initial_ms",
+                    "and backoff_max_secs must be at least 1",
+                ));
+            }
+            for (key, price) in [
+                (
+                    "fixer.providers.input_price_per_mtok",
+                    provider.input_price_per_mtok,
+                ),
+                (
+                    "fixer.providers.output_price_per_mtok",
+                    provider.output_price_per_mtok,
+                ),
+            ] {
+                if !(price.is_finite() && price >= 0.0) {
+                    return Err(invalid(key, "must be a number of dollars, 0 or more"));
+                }
+            }
+            if self
+                .fixer
+                .providers
+                .iter()
+                .filter(|p| p.name == provider.name)
+                .count()
+                > 1
+            {
+                return Err(invalid(
+                    "fixer.providers.name",
+                    format!("{:?} names two providers", provider.name),
+                ));
+            }
         }
         if self.fixer.concurrency == 0 {
             return Err(invalid("fixer.concurrency", "must be at least 1"));
+        }
+        if self.fixer.max_tokens_per_call == 0 || self.fixer.max_tokens_per_incident == 0 {
+            return Err(invalid(
+                "fixer.max_tokens_per_call",
+                "and fixer.max_tokens_per_incident must be at least 1",
+            ));
+        }
+        if !(self.fixer.max_cost_per_incident_usd.is_finite()
+            && self.fixer.max_cost_per_incident_usd >= 0.0)
+        {
+            return Err(invalid(
+                "fixer.max_cost_per_incident_usd",
+                "must be a number of dollars, 0 or more",
+            ));
+        }
+        if self.fixer.unavailable_retry_secs == 0 {
+            return Err(invalid(
+                "fixer.unavailable_retry_secs",
+                "must be at least 1",
+            ));
         }
         if self.validator.concurrency == 0 {
             return Err(invalid("validator.concurrency", "must be at least 1"));
@@ -525,14 +802,133 @@ impl Settings {
         if self.validator.dbt_timeout_secs == 0 {
             return Err(invalid("validator.dbt_timeout_secs", "must be at least 1"));
         }
+        if !["auto", "always", "never"].contains(&self.validator.run_with_data.as_str()) {
+            return Err(invalid(
+                "validator.run_with_data",
+                "must be `auto`, `always` or `never`",
+            ));
+        }
+        if !["build_empty", "compile", "off"].contains(&self.validator.downstream.as_str()) {
+            return Err(invalid(
+                "validator.downstream",
+                "must be `build_empty`, `compile` or `off`",
+            ));
+        }
+        if !["flag", "fail", "off"].contains(&self.validator.data_check.as_str()) {
+            return Err(invalid(
+                "validator.data_check",
+                "must be `flag`, `fail` or `off`",
+            ));
+        }
+        if self.validator.worker_max_memory_mb < 64 {
+            return Err(invalid(
+                "validator.worker_max_memory_mb",
+                "must be at least 64 (a warm dbt process needs about 200 MB)",
+            ));
+        }
         if !(self.delivery.max_changed_share > 0.0 && self.delivery.max_changed_share <= 1.0) {
             return Err(invalid(
                 "delivery.max_changed_share",
                 "must be greater than 0 and at most 1",
             ));
         }
+        self.validate_delivery()?;
         if !["text", "json"].contains(&self.telemetry.log_format.as_str()) {
             return Err(invalid("telemetry.log_format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    /// The `[delivery]` checks: a forge provider needs its project, a webhook endpoint
+    /// needs an address and a secret, Langfuse needs its keys.
+    fn validate_delivery(&self) -> Result<(), SettingsError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+            SettingsError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        fn http_url(key: &'static str, url: &str) -> Result<(), SettingsError> {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("must be an http:// or https:// URL, not {url:?}"),
+                ))
+            }
+        }
+        let delivery = &self.delivery;
+        match delivery.provider {
+            DeliveryProvider::Gitlab => {
+                http_url("delivery.gitlab.base_url", &delivery.gitlab.base_url)?;
+                if delivery.gitlab.project.trim().is_empty() {
+                    return Err(invalid(
+                        "delivery.gitlab.project",
+                        "is empty: name the project by id or path (group/project)",
+                    ));
+                }
+            }
+            DeliveryProvider::Github => {
+                http_url("delivery.github.api_url", &delivery.github.api_url)?;
+                let parts: Vec<&str> = delivery.github.repository.split('/').collect();
+                if parts.len() != 2 || parts.iter().any(|part| part.trim().is_empty()) {
+                    return Err(invalid(
+                        "delivery.github.repository",
+                        format!("must be owner/name, not {:?}", delivery.github.repository),
+                    ));
+                }
+            }
+            DeliveryProvider::LocalGit | DeliveryProvider::Shadow => {}
+        }
+        if delivery.http_timeout_secs == 0 {
+            return Err(invalid("delivery.http_timeout_secs", "must be at least 1"));
+        }
+        if delivery.http_max_retries > 10 {
+            return Err(invalid("delivery.http_max_retries", "must be at most 10"));
+        }
+        // GitLab takes labels as one comma-separated list.
+        if delivery
+            .labels
+            .iter()
+            .any(|label| label.trim().is_empty() || label.contains(','))
+        {
+            return Err(invalid(
+                "delivery.labels",
+                "labels must be non-empty and contain no comma",
+            ));
+        }
+        if !delivery.webhook_listen.is_empty() {
+            if delivery
+                .webhook_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+            {
+                return Err(invalid(
+                    "delivery.webhook_listen",
+                    format!(
+                        "must be an address and port such as 127.0.0.1:8088, not {:?}",
+                        delivery.webhook_listen
+                    ),
+                ));
+            }
+            if delivery.gitlab.webhook_token.is_empty() && delivery.github.webhook_secret.is_empty()
+            {
+                return Err(invalid(
+                    "delivery.webhook_listen",
+                    "is set, but neither delivery.gitlab.webhook_token nor \
+                     delivery.github.webhook_secret is: every webhook would be refused",
+                ));
+            }
+        }
+        if !delivery.langfuse.base_url.is_empty() {
+            http_url("delivery.langfuse.base_url", &delivery.langfuse.base_url)?;
+            if delivery.langfuse.public_key.is_empty() || delivery.langfuse.secret_key.is_empty() {
+                return Err(invalid(
+                    "delivery.langfuse.public_key",
+                    "and delivery.langfuse.secret_key are both needed when base_url is set",
+                ));
+            }
         }
         Ok(())
     }

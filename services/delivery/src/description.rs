@@ -22,12 +22,26 @@ pub fn title(validated: &v1::FixValidated) -> String {
     format!("fix(dbt): {model} — {class}")
 }
 
+/// The label a fix under a sensitive path carries when it is opened as a draft.
+pub const OWNER_REVIEW_LABEL: &str = "needs-owner-review";
+
 /// The description in Markdown: the error, the explanation, the diff, the validation
 /// steps with their output, the attempts and the trace link.
 pub fn render(
     validated: &v1::FixValidated,
     trace_url: Option<&str>,
     trace_id: Option<&str>,
+) -> String {
+    render_with_notice(validated, trace_url, trace_id, None)
+}
+
+/// Like [`render`], with `notice` (e.g. why the change needs its owner's review) quoted
+/// right under the heading, where a reviewer reads first.
+pub fn render_with_notice(
+    validated: &v1::FixValidated,
+    trace_url: Option<&str>,
+    trace_id: Option<&str>,
+    notice: Option<&str>,
 ) -> String {
     let default_incident = v1::FailureDetected::default();
     let incident = validated.incident.as_ref().unwrap_or(&default_incident);
@@ -37,6 +51,12 @@ pub fn render(
     let error = incident.error.clone().unwrap_or_default();
     let mut text = String::new();
     text.push_str(&format!("# {}\n\n", title(validated)));
+    if let Some(notice) = notice {
+        for line in notice.lines() {
+            text.push_str(&format!("> {line}\n"));
+        }
+        text.push('\n');
+    }
     text.push_str(&format!(
         "dbt-ops found `{}` (`{}`) failing and drafted this fix; dbt itself validated it. \
          A human decides whether it merges.\n\n",
@@ -114,6 +134,33 @@ pub fn render(
     text
 }
 
+/// The notice on a fix under a sensitive path; `draft` says whether a forge opened it as
+/// a draft (local git has no drafts, so the description is where it is said).
+pub fn owner_review_notice(path: &str, draft: bool) -> String {
+    let how = if draft {
+        format!("It is opened as a draft labelled `{OWNER_REVIEW_LABEL}`.")
+    } else {
+        format!(
+            "This branch is `{OWNER_REVIEW_LABEL}`: have one of the path's owners review it \
+             before it is merged."
+        )
+    };
+    format!("**Needs owner review.** `{path}` matches `delivery.sensitive_paths`. {how}")
+}
+
+/// `text` cut to at most `max_chars` characters, keeping the incident marker (the line a
+/// later delivery looks for) at the end: GitHub refuses bodies over 65,536 characters.
+pub fn fit(text: &str, max_chars: usize, incident_id: &str) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let marker = incident_marker(incident_id);
+    let note = "\n\n… (cut to fit the forge's limit; the full description is in the trace)\n\n";
+    let keep = max_chars.saturating_sub(marker.chars().count() + note.chars().count() + 1);
+    let cut: String = text.chars().take(keep).collect();
+    format!("{cut}{note}{marker}\n")
+}
+
 fn fenced(language: &str, body: &str) -> String {
     // A body containing a fence must not close ours early.
     let fence = if body.contains("```") { "~~~~" } else { "```" };
@@ -169,5 +216,26 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_long_description_is_cut_but_keeps_its_marker() {
+        let long = format!("{}\n{}\n", "x".repeat(1000), incident_marker("abc"));
+        let cut = fit(&long, 200, "abc");
+        assert!(cut.chars().count() <= 200, "{}", cut.len());
+        assert!(cut.trim_end().ends_with(&incident_marker("abc")));
+        assert_eq!(fit("short", 200, "abc"), "short");
+    }
+
+    #[test]
+    fn the_owner_review_notice_is_quoted_under_the_heading() {
+        let notice = owner_review_notice("models/finance/revenue.sql", false);
+        let text = render_with_notice(&v1::FixValidated::default(), None, None, Some(&notice));
+        let second_block = text.split("\n\n").nth(1).unwrap_or_default();
+        assert!(
+            second_block.starts_with("> **Needs owner review.**"),
+            "{text}"
+        );
+        assert!(text.contains(OWNER_REVIEW_LABEL));
     }
 }

@@ -5,13 +5,33 @@
 //! earlier proposal). A chain of strategies drafts the proposal — deterministic rules
 //! first, then an LLM when one is configured — and the proposal goes to
 //! `dbtops.fix.proposed`. Out of strategies or attempts, the incident is abandoned with the
-//! reason.
+//! reason; when every LLM provider is down, the incident waits (the message is nak'ed with
+//! a delay) and is abandoned as `providers_unavailable` only on its last delivery.
+//!
+//! Module layout:
+//! - `strategy`: the chain (rules → providers in fallback order) and what it concluded;
+//! - `agent`: the conversation with one provider — single-shot or agentic — with one
+//!   round of feedback for an unparseable answer and one for a refused proposal;
+//! - `llm`: providers behind a provider-neutral conversation (`openai`, `anthropic`
+//!   wire formats; `retry`: back-off, jitter, `Retry-After`);
+//! - `checks`: what every proposal must pass before it leaves;
+//! - `prompt`: versioned templates from `prompts/*.md`, routed by error class, and the
+//!   evidence rendered as delimited data;
+//! - `tools`: the agent's tools, which read only the incident's evidence;
+//! - `usage`: token budgets, the cost cap, spend carried between attempts;
+//! - `redact`: secrets kept out of prompts and captured content.
 //!
 //! **Invariant**: the fixer never touches a file system or a repository; everything it
 //! knows is in the event.
 
+pub mod agent;
+pub mod checks;
 pub mod llm;
+pub mod prompt;
+pub mod redact;
 pub mod strategy;
+pub mod tools;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -22,48 +42,60 @@ use dbtops_bus::{
 use dbtops_proto::{v1, WireMessage};
 use dbtops_settings::Settings;
 
-pub use strategy::{propose, Drafted, ProposalRequest};
-
-use crate::llm::Provider;
+pub use strategy::{Drafted, Drafter, ProposalRequest};
 
 /// The service's name: its durable consumer and dead-letter subject.
 pub const SERVICE: &str = "fixer";
 
-/// Why the fixer could not start.
+/// The longest an incident waits between deliveries while every provider is down.
+const MAX_UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// The longest wait at all, even when a provider's `Retry-After` asks for more.
+const MAX_UNAVAILABLE_WAIT: Duration = Duration::from_secs(60 * 60);
+
+/// Why the fixer could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum FixerError {
-    /// The bus failed.
+    /// The bus failed; a restart may help once NATS is back.
     #[error(transparent)]
     Bus(#[from] BusError),
-    /// An LLM provider could not be set up.
+    /// An LLM provider could not be set up: a configuration error.
     #[error(transparent)]
     Provider(#[from] llm::LlmError),
 }
 
-/// The fixer's world: the bus, the settings and the LLM providers built from them.
+impl FixerError {
+    /// True when starting again unchanged may succeed (NATS was down); false for a
+    /// configuration error that someone has to fix.
+    pub fn retry_helps(&self) -> bool {
+        match self {
+            FixerError::Bus(error) => !matches!(
+                error,
+                BusError::ServerTooOld { .. } | BusError::Credentials { .. }
+            ),
+            FixerError::Provider(error) => error.retry_helps(),
+        }
+    }
+}
+
+/// The fixer's world: the bus, the settings and the strategies built from them.
 #[derive(Clone)]
 pub struct Fixer {
     /// Where incidents come from and proposals go.
     bus: Bus,
     /// As loaded.
     settings: Settings,
-    /// The configured providers, in fallback order.
-    providers: Vec<Provider>,
+    /// Rules and the configured providers.
+    drafter: Drafter,
 }
 
 impl Fixer {
     /// Builds the providers named in the settings.
     pub fn new(bus: Bus, settings: Settings) -> Result<Self, FixerError> {
-        let providers = settings
-            .fixer
-            .providers
-            .iter()
-            .map(Provider::new)
-            .collect::<Result<Vec<_>, _>>()?;
+        let drafter = Drafter::new(&settings)?;
         Ok(Self {
             bus,
             settings,
-            providers,
+            drafter,
         })
     }
 }
@@ -154,16 +186,46 @@ pub async fn handle(fixer: &Fixer, delivery: Delivery) -> Outcome {
     if incident_id.is_empty() || model.is_none() {
         return Outcome::reject("incident without an id or a model");
     }
-    match attempt(fixer, plan).await {
-        Ok(None) => Outcome::Done,
-        Ok(Some(unavailable)) => Outcome::retry(Duration::from_secs(30), unavailable),
+    match attempt(fixer, plan, delivery.delivered).await {
+        Ok(Attempted::Done) => Outcome::Done,
+        Ok(Attempted::Wait { after, reason }) => Outcome::retry(after, reason),
         Err(error) => Outcome::retry(Duration::from_secs(2), error.to_string()),
     }
 }
 
-/// Makes one attempt; `Ok(Some(reason))` when every provider was unavailable and the
-/// incident should wait, not be abandoned.
-async fn attempt(fixer: &Fixer, plan: AttemptPlan) -> Result<Option<String>, BusError> {
+/// How an attempt ended for the consumer loop.
+enum Attempted {
+    /// Its effects are durable: ack.
+    Done,
+    /// Every provider was unavailable: deliver the message again after `after`.
+    Wait {
+        /// The delay.
+        after: Duration,
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// How long an incident waits for its providers before delivery number `delivered + 1`:
+/// `base · 2^(delivered-1)` up to 15 minutes, or longer when a provider's `Retry-After`
+/// asks for it, but never more than an hour.
+pub fn unavailable_delay(
+    base: Duration,
+    delivered: i64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let doublings = u32::try_from((delivered - 1).clamp(0, 16)).unwrap_or(16);
+    let backoff = base
+        .checked_mul(1u32 << doublings)
+        .unwrap_or(MAX_UNAVAILABLE_BACKOFF)
+        .min(MAX_UNAVAILABLE_BACKOFF);
+    backoff
+        .max(retry_after.unwrap_or_default())
+        .min(MAX_UNAVAILABLE_WAIT)
+}
+
+/// Makes one attempt.
+async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Attempted, BusError> {
     let bus = &fixer.bus;
     let settings = &fixer.settings;
     let incident_id = plan.incident.incident_id.as_str();
@@ -186,7 +248,7 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan) -> Result<Option<String>, Bus
             max_attempts,
         )
         .await?;
-        return Ok(None);
+        return Ok(Attempted::Done);
     }
     let generation = advance_incident(bus, incident_id, IncidentState::Fixing, |record| {
         record.attempts = record.attempts.max(plan.attempt);
@@ -196,23 +258,63 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan) -> Result<Option<String>, Bus
         incident: &plan.incident,
         history: &plan.history,
     };
-    let proposal = match propose(&request, &fixer.providers).await {
-        Drafted::Proposal(proposal) => proposal,
-        Drafted::Nothing(detail) => {
-            abandon_incident(
-                bus,
-                model,
-                incident_id,
-                "no_fix_found",
-                &detail,
-                plan.attempt,
-            )
-            .await?;
-            return Ok(None);
+    let proposal = match fixer.drafter.draft(&request).await {
+        Drafted::Proposal { proposal, .. } => proposal,
+        Drafted::Nothing {
+            reason,
+            detail,
+            spend,
+        } => {
+            let detail = if spend.calls > 0 {
+                format!("{detail} (LLM usage: {})", spend.describe())
+            } else {
+                detail
+            };
+            abandon_incident(bus, model, incident_id, reason, &detail, plan.attempt).await?;
+            return Ok(Attempted::Done);
         }
-        Drafted::Unavailable(reason) => return Ok(Some(reason)),
+        Drafted::Unavailable {
+            detail,
+            retry_after,
+            ..
+        } => {
+            let max_deliver = bus.settings().max_deliver;
+            if delivered >= max_deliver {
+                // The consumer loop would dead-letter the message with a generic "gave
+                // up"; the incident deserves its own ending and a reason a human can act on.
+                let detail = format!(
+                    "every LLM provider was unavailable on each of {delivered} deliveries; last: {detail}"
+                );
+                abandon_incident(
+                    bus,
+                    model,
+                    incident_id,
+                    "providers_unavailable",
+                    &detail,
+                    plan.attempt,
+                )
+                .await?;
+                return Ok(Attempted::Done);
+            }
+            let after = unavailable_delay(
+                Duration::from_secs(settings.fixer.unavailable_retry_secs),
+                delivered,
+                retry_after,
+            );
+            tracing::warn!(
+                message = "Every provider is unavailable; the incident waits.",
+                delivered,
+                max_deliver,
+                wait_secs = after.as_secs(),
+                %detail,
+            );
+            return Ok(Attempted::Wait {
+                after,
+                reason: format!("every LLM provider is unavailable: {detail}"),
+            });
+        }
     };
-    tracing::info!(message = "Proposal drafted.", strategy = %proposal.strategy);
+    let proposed_strategy = proposal.strategy.clone();
     let proposed = v1::FixProposed {
         incident: Some(plan.incident.clone()),
         attempt: plan.attempt,
@@ -226,7 +328,16 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan) -> Result<Option<String>, Bus
     )
     .await?;
     advance_incident(bus, incident_id, IncidentState::Validating, |_| {}).await?;
-    Ok(None)
+    // One line per published proposal, with the incident: how a deployment (and the
+    // scale test) sees which replica handled which attempt.
+    tracing::info!(
+        message = "Proposal published.",
+        incident_id,
+        attempt = plan.attempt,
+        strategy = %proposed_strategy,
+        process_id = std::process::id(),
+    );
+    Ok(Attempted::Done)
 }
 
 /// The line of dbt's error a reader needs first: the database's own message
@@ -244,6 +355,23 @@ fn headline(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incident_waits_longer_each_time_its_providers_are_down() {
+        let base = Duration::from_secs(30);
+        assert_eq!(unavailable_delay(base, 1, None), Duration::from_secs(30));
+        assert_eq!(unavailable_delay(base, 3, None), Duration::from_secs(120));
+        assert_eq!(unavailable_delay(base, 40, None), MAX_UNAVAILABLE_BACKOFF);
+        assert_eq!(
+            unavailable_delay(base, 1, Some(Duration::from_secs(200))),
+            Duration::from_secs(200),
+            "a Retry-After longer than the back-off is honoured"
+        );
+        assert_eq!(
+            unavailable_delay(base, 1, Some(Duration::from_secs(86_400))),
+            MAX_UNAVAILABLE_WAIT
+        );
+    }
 
     #[test]
     fn the_headline_is_the_database_message() {

@@ -1,15 +1,18 @@
 //! The chain of strategies that draft a proposal: deterministic rules first (zero
-//! tokens), then each configured LLM provider in order. The first usable proposal wins.
+//! tokens), then each configured LLM provider in order — the next one when a provider is
+//! down or gives nothing usable. Every proposal, a rule's too, passes the same checks
+//! before it leaves.
 
-use dbtops_guardrails::PathPolicy;
+use std::time::Duration;
+
 use dbtops_proto::v1;
 use dbtops_rules::{ParentColumns, RuleInput, SourceTable};
-use tracing::Instrument;
+use dbtops_settings::Settings;
 
+use crate::agent::{self, Context};
+use crate::checks::{check_proposal, CheckPolicy};
 use crate::llm::{LlmError, Provider};
-
-/// Largest proposal the fixer sends on, in bytes.
-const MAX_SQL_BYTES: usize = 512 * 1024;
+use crate::usage::{self, Budget, Limits, Spend};
 
 /// What a strategy sees: the incident and the attempts that failed validation.
 pub struct ProposalRequest<'a> {
@@ -22,117 +25,214 @@ pub struct ProposalRequest<'a> {
 /// What the chain concluded.
 #[derive(Debug)]
 pub enum Drafted {
-    /// A proposal that passed the fixer's own checks.
-    Proposal(v1::FixProposal),
-    /// No strategy has one; why, for the incident's record.
-    Nothing(String),
+    /// A proposal that passed the fixer's checks, and what the LLM calls cost.
+    Proposal {
+        /// The proposal.
+        proposal: v1::FixProposal,
+        /// LLM spend of this attempt (zero for a rule).
+        spend: Spend,
+    },
+    /// No strategy has one.
+    Nothing {
+        /// For the incident record: `no_fix_found`, `guardrail` or `budget_exhausted`.
+        reason: &'static str,
+        /// Why, for a human.
+        detail: String,
+        /// LLM spend of this attempt.
+        spend: Spend,
+    },
     /// Every provider that might have one is unavailable right now: try again later.
-    Unavailable(String),
+    Unavailable {
+        /// What each provider said.
+        detail: String,
+        /// The longest `Retry-After` a provider asked for.
+        retry_after: Option<Duration>,
+        /// LLM spend of this attempt.
+        spend: Spend,
+    },
 }
 
-/// Runs the chain: rules, then each provider.
-pub async fn propose(request: &ProposalRequest<'_>, providers: &[Provider]) -> Drafted {
-    if let Some(proposal) = propose_by_rules(request) {
-        return Drafted::Proposal(proposal);
+/// The strategies, built once from the settings.
+#[derive(Debug, Clone)]
+pub struct Drafter {
+    /// The configured providers, in fallback order.
+    providers: Vec<Provider>,
+    /// Token budgets and the cost cap.
+    limits: Limits,
+    /// What the checks allow.
+    policy: CheckPolicy,
+    /// Record prompts and answers on spans.
+    capture_content: bool,
+    /// Every provider's API key: never sent in a prompt, never recorded.
+    secrets: Vec<String>,
+}
+
+impl Drafter {
+    /// Builds the providers named in the settings.
+    pub fn new(settings: &Settings) -> Result<Self, LlmError> {
+        let providers = settings
+            .fixer
+            .providers
+            .iter()
+            .map(Provider::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let secrets = providers
+            .iter()
+            .map(|provider| provider.api_key().to_owned())
+            .filter(|key| !key.is_empty())
+            .collect();
+        Ok(Self {
+            providers,
+            limits: Limits {
+                tokens_per_call: settings.fixer.max_tokens_per_call,
+                tokens_per_incident: settings.fixer.max_tokens_per_incident,
+                cost_per_incident_usd: settings.fixer.max_cost_per_incident_usd,
+            },
+            policy: CheckPolicy {
+                max_changed_share: settings.delivery.max_changed_share,
+            },
+            capture_content: settings.fixer.capture_content,
+            secrets,
+        })
     }
-    if providers.is_empty() {
-        return Drafted::Nothing(if request.history.is_empty() {
-            "no rule matched this failure and no LLM provider is configured".into()
-        } else {
-            format!(
-                "no further proposal after {} failed attempt(s); no LLM provider is configured",
-                request.history.len()
-            )
-        });
+
+    /// The providers, in fallback order.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
     }
-    let mut reasons = Vec::new();
-    let mut any_unusable = false;
-    for provider in providers {
-        match propose_by_llm(request, provider).await {
-            Ok(proposal) => return Drafted::Proposal(proposal),
-            Err(error) => {
-                tracing::warn!(message = "Provider gave no proposal.", provider = provider.name(), %error);
-                any_unusable |= matches!(error, LlmError::Unusable { .. });
-                reasons.push(error.to_string());
+
+    /// Runs the chain: rules, then each provider.
+    pub async fn draft(&self, request: &ProposalRequest<'_>) -> Drafted {
+        let mut reasons = Vec::new();
+        if let Some(proposal) = propose_by_rules(request) {
+            match check_proposal(
+                &proposal.model_path,
+                &proposal.fixed_sql,
+                request.incident,
+                request.history,
+                &self.policy,
+            ) {
+                Ok(()) => {
+                    return Drafted::Proposal {
+                        proposal,
+                        spend: Spend::default(),
+                    }
+                }
+                Err(refusal) => {
+                    tracing::warn!(message = "A rule's proposal was refused.", strategy = %proposal.strategy, %refusal);
+                    reasons.push(format!("{} was refused: {refusal}", proposal.strategy));
+                }
             }
         }
-    }
-    if any_unusable {
-        Drafted::Nothing(reasons.join("; "))
-    } else {
-        Drafted::Unavailable(reasons.join("; "))
+        if self.providers.is_empty() {
+            let mut detail = if request.history.is_empty() {
+                "no rule matched this failure and no LLM provider is configured".to_owned()
+            } else {
+                format!(
+                    "no further proposal after {} failed attempt(s); no LLM provider is configured",
+                    request.history.len()
+                )
+            };
+            if !reasons.is_empty() {
+                detail = format!("{detail}; {}", reasons.join("; "));
+            }
+            return Drafted::Nothing {
+                reason: "no_fix_found",
+                detail,
+                spend: Spend::default(),
+            };
+        }
+        let mut budget = Budget::new(self.limits, usage::spent_before(request.history));
+        let context = Context {
+            incident: request.incident,
+            history: request.history,
+            policy: &self.policy,
+            capture_content: self.capture_content,
+            secrets: &self.secrets,
+        };
+        let mut errors = Vec::new();
+        for provider in &self.providers {
+            match agent::ask(provider, &context, &mut budget).await {
+                Ok(answered) => {
+                    let spend = budget.this_attempt();
+                    tracing::info!(
+                        message = "Provider proposed a fix.",
+                        provider = provider.name(),
+                        templates = %answered.templates,
+                        tokens = spend.usage.total(),
+                        cost_usd = spend.cost_usd,
+                    );
+                    let error_class = request
+                        .incident
+                        .error
+                        .as_ref()
+                        .map(|error| error.class)
+                        .unwrap_or_default();
+                    let explanation = format!(
+                        "{}\n\n{}",
+                        answered.answer.explanation.trim(),
+                        usage::trailer(&spend, &budget.total())
+                    );
+                    return Drafted::Proposal {
+                        proposal: v1::FixProposal {
+                            model_path: answered.answer.model_path,
+                            fixed_sql: answered.answer.fixed_sql,
+                            explanation,
+                            error_class,
+                            confidence: answered.answer.confidence,
+                            strategy: format!("llm:{}/{}", provider.name(), provider.model()),
+                        },
+                        spend,
+                    };
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Provider gave no proposal.", provider = provider.name(), %error, retry_helps = error.retry_helps());
+                    errors.push(error);
+                }
+            }
+        }
+        conclude(reasons, errors, budget.this_attempt())
     }
 }
 
-async fn propose_by_llm(
-    request: &ProposalRequest<'_>,
-    provider: &Provider,
-) -> Result<v1::FixProposal, LlmError> {
-    let incident = request.incident;
-    let model = incident.model.clone().unwrap_or_default();
-    let error = incident.error.clone().unwrap_or_default();
-    let span = tracing::info_span!(
-        "gen_ai.chat",
-        otel.name = %format!("chat {}", provider.model()),
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = provider.name(),
-        gen_ai.request.model = provider.model(),
-        gen_ai.usage.input_tokens = tracing::field::Empty,
-        gen_ai.usage.output_tokens = tracing::field::Empty,
-    );
-    let (answer, usage) = provider
-        .propose(incident, request.history)
-        .instrument(span.clone())
-        .await?;
-    span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-    span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-    let unusable = |reason: String| LlmError::Unusable {
-        provider: provider.name().to_owned(),
+/// Every provider failed: wait when all were unavailable, otherwise end the attempt with
+/// the most telling reason.
+fn conclude(mut reasons: Vec<String>, errors: Vec<LlmError>, spend: Spend) -> Drafted {
+    reasons.extend(errors.iter().map(ToString::to_string));
+    let detail = reasons.join("; ");
+    if errors.iter().all(LlmError::retry_helps) {
+        let retry_after = errors
+            .iter()
+            .filter_map(|error| match error {
+                LlmError::Unavailable { retry_after, .. } => *retry_after,
+                _ => None,
+            })
+            .max();
+        return Drafted::Unavailable {
+            detail,
+            retry_after,
+            spend,
+        };
+    }
+    let reason = if errors
+        .iter()
+        .any(|error| matches!(error, LlmError::Refused { .. }))
+    {
+        "guardrail"
+    } else if errors
+        .iter()
+        .filter(|error| !error.retry_helps())
+        .all(|error| matches!(error, LlmError::OverBudget { .. }))
+    {
+        "budget_exhausted"
+    } else {
+        "no_fix_found"
+    };
+    Drafted::Nothing {
         reason,
-    };
-    if answer.model_path != model.path {
-        return Err(unusable(format!(
-            "it proposed {:?}, not the incident's model {:?}",
-            answer.model_path, model.path
-        )));
+        detail,
+        spend,
     }
-    let original = incident
-        .evidence
-        .as_ref()
-        .map(|evidence| evidence.model_sql.as_str())
-        .unwrap_or_default();
-    let policy = PathPolicy {
-        model_paths: incident
-            .project
-            .as_ref()
-            .map(|project| project.model_paths.clone())
-            .filter(|paths| !paths.is_empty())
-            .unwrap_or_else(|| vec!["models".into()]),
-        sensitive_globs: Vec::new(),
-    };
-    dbtops_guardrails::check_model_path(&answer.model_path, &model.path, &policy)
-        .and_then(|()| dbtops_guardrails::check_sql_content(&answer.fixed_sql, MAX_SQL_BYTES))
-        .and_then(|()| dbtops_guardrails::check_jinja_side_effects(original, &answer.fixed_sql))
-        .map_err(|refusal| unusable(refusal.to_string()))?;
-    let repeated = request.history.iter().any(|record| {
-        record
-            .proposal
-            .as_ref()
-            .is_some_and(|proposal| proposal.fixed_sql.trim() == answer.fixed_sql.trim())
-    });
-    if repeated {
-        return Err(unusable(
-            "it repeated a proposal that already failed validation".into(),
-        ));
-    }
-    Ok(v1::FixProposal {
-        model_path: model.path,
-        fixed_sql: answer.fixed_sql,
-        explanation: answer.explanation,
-        error_class: error.class,
-        confidence: answer.confidence,
-        strategy: format!("llm:{}/{}", provider.name(), provider.model()),
-    })
 }
 
 fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
@@ -195,4 +295,71 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         confidence: fix.confidence,
         strategy: format!("rule:{}", fix.rule),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable(after: Option<u64>) -> LlmError {
+        LlmError::Unavailable {
+            provider: "p".into(),
+            reason: "HTTP 503".into(),
+            retry_after: after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn the_chain_waits_only_when_every_provider_was_unavailable() {
+        match conclude(
+            vec![],
+            vec![unavailable(Some(5)), unavailable(Some(40))],
+            Spend::default(),
+        ) {
+            Drafted::Unavailable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(40)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = LlmError::Refused {
+            provider: "q".into(),
+            reason: "drop".into(),
+        };
+        assert!(matches!(
+            conclude(vec![], vec![unavailable(None), refused], Spend::default()),
+            Drafted::Nothing {
+                reason: "guardrail",
+                ..
+            }
+        ));
+        let over = LlmError::OverBudget {
+            provider: "q".into(),
+            reason: "tokens".into(),
+        };
+        assert!(matches!(
+            conclude(vec![], vec![over], Spend::default()),
+            Drafted::Nothing {
+                reason: "budget_exhausted",
+                ..
+            }
+        ));
+        let unusable = LlmError::Unusable {
+            provider: "q".into(),
+            reason: "not json".into(),
+        };
+        match conclude(
+            vec!["rule:x was refused".into()],
+            vec![unusable],
+            Spend::default(),
+        ) {
+            Drafted::Nothing { reason, detail, .. } => {
+                assert_eq!(reason, "no_fix_found");
+                assert!(
+                    detail.contains("rule:x was refused") && detail.contains("not json"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

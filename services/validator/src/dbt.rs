@@ -13,16 +13,18 @@ use tokio::io::AsyncReadExt;
 pub struct DbtRun {
     /// The command line, for the record (`dbt compile --select orders`).
     pub command: String,
-    /// True when dbt exited 0.
+    /// True when dbt exited 0 (or its in-process invocation succeeded).
     pub ok: bool,
     /// How long it took.
     pub duration: Duration,
     /// stdout and stderr together, ANSI stripped.
     pub output: String,
+    /// What ran it: `warm worker (pid 123)` or `subprocess`.
+    pub runner: String,
 }
 
 /// Why dbt could not be judged at all: these are the validator's problems (nak and retry),
-/// never the proposal's.
+/// never the proposal's — except a timeout, which the attempt is failed for.
 #[derive(Debug, thiserror::Error)]
 pub enum DbtError {
     /// The executable is missing or cannot run.
@@ -33,7 +35,7 @@ pub enum DbtError {
         /// Why it did not start.
         source: std::io::Error,
     },
-    /// dbt ran longer than allowed and was killed.
+    /// dbt ran longer than allowed and was killed with its process group.
     #[error("dbt timed out after {0:?}: {1}")]
     Timeout(Duration, String),
     /// Its output could not be read.
@@ -54,70 +56,131 @@ pub struct DbtInvoker {
     pub timeout: Duration,
 }
 
+/// Environment for every dbt process, the warm worker included: no telemetry, no version
+/// check over the network, no colour codes in the output we parse, partial parsing on.
+pub const DBT_ENV: &[(&str, &str)] = &[
+    ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
+    ("DO_NOT_TRACK", "1"),
+    ("DBT_VERSION_CHECK", "false"),
+    ("DBT_USE_COLORS", "false"),
+    ("DBT_PARTIAL_PARSE", "true"),
+];
+
 impl DbtInvoker {
+    /// `args` plus the project, profiles dir and target: the same for a subprocess and the
+    /// warm worker.
+    pub fn full_args(&self, project_dir: &Path, args: &[&str]) -> Vec<String> {
+        let mut full: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        full.push("--project-dir".into());
+        full.push(project_dir.display().to_string());
+        if let Some(profiles_dir) = &self.profiles_dir {
+            full.push("--profiles-dir".into());
+            full.push(profiles_dir.display().to_string());
+        }
+        if let Some(target) = &self.target {
+            full.push("--target".into());
+            full.push(target.clone());
+        }
+        full
+    }
+
     /// Runs `dbt <args…>` in `project_dir` (also its working directory, so a relative
-    /// DuckDB path lands in the scratch copy, never in the user's project).
+    /// DuckDB path lands in the scratch copy, never in the user's project). dbt runs in a
+    /// process group of its own, so a timeout kills whatever it started too.
     pub async fn run(&self, project_dir: &Path, args: &[&str]) -> Result<DbtRun, DbtError> {
         let mut command = tokio::process::Command::new(&self.program);
         command
-            .args(args)
-            .arg("--project-dir")
-            .arg(project_dir)
+            .args(self.full_args(project_dir, args))
             .current_dir(project_dir)
-            .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-            .env("DO_NOT_TRACK", "1")
-            .env("DBT_VERSION_CHECK", "false")
-            .env("DBT_USE_COLORS", "false")
-            .env("DBT_PARTIAL_PARSE", "true")
+            .envs(DBT_ENV.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
-        if let Some(profiles_dir) = &self.profiles_dir {
-            command.arg("--profiles-dir").arg(profiles_dir);
-        }
-        if let Some(target) = &self.target {
-            command.arg("--target").arg(target);
-        }
-        let rendered = format!("dbt {}", args.join(" "));
+        let rendered = render_command(args);
         let started = Instant::now();
         let mut child = command.spawn().map_err(|source| DbtError::Spawn {
             program: self.program.display().to_string(),
             source,
         })?;
+        let group = child.id();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let collect = async {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            if let Some(stdout) = stdout.as_mut() {
-                stdout
-                    .read_to_end(&mut out)
-                    .await
-                    .map_err(DbtError::Output)?;
-            }
-            if let Some(stderr) = stderr.as_mut() {
-                stderr
-                    .read_to_end(&mut err)
-                    .await
-                    .map_err(DbtError::Output)?;
-            }
+            // Both pipes at once: dbt blocks when the one not being read fills up.
+            let read_out = async {
+                let mut out = Vec::new();
+                if let Some(stdout) = stdout.as_mut() {
+                    stdout.read_to_end(&mut out).await?;
+                }
+                Ok::<_, std::io::Error>(out)
+            };
+            let read_err = async {
+                let mut err = Vec::new();
+                if let Some(stderr) = stderr.as_mut() {
+                    stderr.read_to_end(&mut err).await?;
+                }
+                Ok::<_, std::io::Error>(err)
+            };
+            let (out, err) = tokio::join!(read_out, read_err);
+            let mut out = out.map_err(DbtError::Output)?;
+            let err = err.map_err(DbtError::Output)?;
             let status = child.wait().await.map_err(DbtError::Output)?;
             out.extend_from_slice(&err);
             Ok::<_, DbtError>((status, out))
         };
         let (status, output) = match tokio::time::timeout(self.timeout, collect).await {
             Ok(result) => result?,
-            // Dropping the future drops the child, which kill_on_drop kills.
-            Err(_elapsed) => return Err(DbtError::Timeout(self.timeout, rendered)),
+            Err(_elapsed) => {
+                // The leader is not reaped yet (dropping the future kills and reaps it), so
+                // its group id cannot have been reused.
+                if let Some(group) = group {
+                    kill_process_group(group);
+                }
+                return Err(DbtError::Timeout(self.timeout, rendered));
+            }
         };
+        let mut output = strip_ansi(&String::from_utf8_lossy(&output));
+        if status.code().is_none() {
+            output.push_str(&format!("\ndbt was killed by a signal ({status})"));
+        }
         Ok(DbtRun {
             command: rendered,
             ok: status.success(),
             duration: started.elapsed(),
-            output: strip_ansi(&String::from_utf8_lossy(&output)),
+            output,
+            runner: "subprocess".into(),
         })
     }
+}
+
+/// `dbt compile --select orders`, with an inline query shortened to its first line.
+pub fn render_command(args: &[&str]) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|arg| match arg.lines().next() {
+            Some(first) if arg.contains('\n') => format!("\"{first} …\""),
+            _ => (*arg).to_owned(),
+        })
+        .collect();
+    format!("dbt {}", shown.join(" "))
+}
+
+/// Kills every process in process group `group` with SIGKILL.
+///
+/// The standard library has no `killpg` and the workspace has no libc binding, so this
+/// asks kill(1) (procps or util-linux, present wherever dbt runs) to signal `-group`.
+/// Returns whether it reported success; callers also kill the leader directly.
+pub fn kill_process_group(group: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{group}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false)
 }
 
 /// The dbt executable: the configured one, else `.venv/bin/dbt` in the working directory

@@ -1,40 +1,50 @@
 //! The validator: from a proposal to proof, with real dbt.
 //!
-//! For each `dbtops.fix.proposed` it checks the proposal against the guardrails, copies the
-//! project into a scratch workspace, writes the proposed SQL there, and climbs the ladder:
-//! `dbt compile --select <model>`, then `dbt build --select +<model> --empty` without data tests (compile alone
-//! does not catch a missing column). Success goes to `dbtops.fix.validated` with the steps
-//! and the diff; failure goes back to the fixer on `dbtops.fix.compile_failed` with dbt's
-//! error. A validator that cannot run dbt at all naks and retries: that is never blamed on
-//! the proposal.
+//! For each `dbtops.fix.proposed` it climbs the ladder ([`ladder`]): in-process checks
+//! (guardrails, Jinja delimiters, every `ref()`/`source()` kept), then in a scratch copy of
+//! the project `dbt compile`, a parse of the compiled SQL, `dbt build --empty` of the model
+//! and its parents, its dependents, a run with data where the target allows it (DuckDB by
+//! default), and a data check against the last good version. Success goes to
+//! `dbtops.fix.validated` with the steps and the diff; failure goes back to the fixer on
+//! `dbtops.fix.compile_failed` with the failed step's dbt error. A validator that cannot
+//! run dbt at all (dbt missing, a broken profile) naks and retries: that is never blamed
+//! on the proposal.
+//!
+//! dbt runs in a warm worker ([`worker`]): one long-lived Python process per project
+//! using dbt's `dbtRunner`, so a step costs a fraction of a cold `dbt` start; subprocesses
+//! take over when no worker can start.
+//!
+//! Modules: [`ladder`] (the rungs, [`Validator`]), [`checks`] (in-process checks),
+//! [`sqlcheck`] (the compiled SQL), [`datacheck`] (the output against the last good
+//! version), [`dbt`] (subprocesses, output), [`worker`] (the warm workers),
+//! [`workspace`] (scratch copies).
 //!
 //! **Invariants**: only the validator runs dbt; the user's project directory is never
-//! written.
+//! written; nothing is written anywhere before the in-process checks pass.
 
+pub mod checks;
+pub mod datacheck;
 pub mod dbt;
+pub mod ladder;
+pub mod sqlcheck;
+pub mod worker;
 pub mod workspace;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dbtops_bus::{
     advance_incident, run_consumer, stage_id, Bus, BusError, ConsumerSpec, Delivery, IncidentState,
     Outcome,
 };
-use dbtops_guardrails::PathPolicy;
 use dbtops_proto::v1;
 use dbtops_settings::Settings;
-use tracing::Instrument;
 
-use crate::dbt::{DbtError, DbtInvoker};
-use crate::workspace::Workspace;
+pub use crate::ladder::{LadderPlan, Validator, MAX_SQL_BYTES};
 
 /// The service's name: its durable consumer and dead-letter subject.
 pub const SERVICE: &str = "validator";
-/// Largest proposal accepted, in bytes.
-const MAX_SQL_BYTES: usize = 512 * 1024;
-/// Lines of dbt's error kept for the fixer and the merge request.
-const ERROR_LINES: usize = 40;
 
 /// Why the validator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +52,9 @@ pub enum ValidatorError {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// A `[validator]` setting is invalid.
+    #[error("invalid validator settings: {0}")]
+    Config(String),
 }
 
 /// Runs the validator until `shutdown` resolves.
@@ -62,28 +75,41 @@ pub async fn run(
         filter_subjects: vec![bus.subjects().fix_proposed()],
         concurrency: settings.validator.concurrency,
     };
+    // Its own validator, not the shared one: its workers end when the service stops.
+    let validator = Arc::new(Validator::new(&settings)?);
     let handler_bus = bus.clone();
-    run_consumer(
+    let handler_validator = validator.clone();
+    let consumed = run_consumer(
         bus,
         spec,
         move |delivery| {
             let bus = handler_bus.clone();
-            let settings = settings.clone();
-            async move { handle(&bus, &settings, delivery).await }
+            let validator = handler_validator.clone();
+            async move { handle_with(&bus, &validator, delivery).await }
         },
         shutdown,
     )
-    .await?;
+    .await;
+    validator.shutdown();
+    consumed?;
     Ok(())
 }
 
 /// Handles one `FixProposed`: the unit the consumer loop calls, public so tests can step it.
+pub async fn handle(bus: &Bus, settings: &Settings, delivery: Delivery) -> Outcome {
+    match Validator::shared(settings) {
+        Ok(validator) => handle_with(bus, &validator, delivery).await,
+        Err(error) => Outcome::retry(Duration::from_secs(10), error.to_string()),
+    }
+}
+
+/// [`handle`] with a given [`Validator`] (its workers, its concurrency limit).
 #[tracing::instrument(
     name = "validator.attempt",
     skip_all,
     fields(incident_id, model, attempt)
 )]
-pub async fn handle(bus: &Bus, settings: &Settings, delivery: Delivery) -> Outcome {
+pub async fn handle_with(bus: &Bus, validator: &Validator, delivery: Delivery) -> Outcome {
     let proposed = match delivery.decode::<v1::FixProposed>() {
         Ok(proposed) => proposed,
         Err(rejection) => return rejection,
@@ -100,7 +126,7 @@ pub async fn handle(bus: &Bus, settings: &Settings, delivery: Delivery) -> Outco
     span.record("model", model.name.as_str());
     span.record("attempt", proposed.attempt);
 
-    let verdict = match validate(settings, incident, model, proposal).await {
+    let verdict = match validator.validate(incident, model, proposal).await {
         Ok(verdict) => verdict,
         Err(ValidationFault::Retry(reason)) => {
             return Outcome::retry(Duration::from_secs(10), reason)
@@ -138,189 +164,17 @@ pub enum ValidationFault {
     Retry(String),
 }
 
-/// Runs the ladder for one proposal.
+/// Runs the ladder for one proposal with the process-wide [`Validator`] for `settings`
+/// (made on first use, so its warm workers serve later calls too).
 pub async fn validate(
     settings: &Settings,
     incident: &v1::FailureDetected,
     model: &v1::ModelRef,
     proposal: &v1::FixProposal,
 ) -> Result<Verdict, ValidationFault> {
-    let project = incident.project.clone().unwrap_or_default();
-    let project_dir = PathBuf::from(&project.project_dir);
-    let mut steps = Vec::new();
-
-    // Rung 1: in-process checks, before anything is written anywhere.
-    let started = std::time::Instant::now();
-    let model_paths = if project.model_paths.is_empty() {
-        vec!["models".to_owned()]
-    } else {
-        project.model_paths.clone()
-    };
-    let policy = PathPolicy {
-        model_paths,
-        sensitive_globs: settings.delivery.sensitive_paths.clone(),
-    };
-    let guard = dbtops_guardrails::check_model_path(&proposal.model_path, &model.path, &policy)
-        .and_then(|()| dbtops_guardrails::check_sql_content(&proposal.fixed_sql, MAX_SQL_BYTES))
-        .and_then(|()| {
-            let original = incident
-                .evidence
-                .as_ref()
-                .map(|evidence| evidence.model_sql.as_str())
-                .unwrap_or_default();
-            dbtops_guardrails::check_jinja_side_effects(original, &proposal.fixed_sql)
-        })
-        .and_then(|()| dbtops_guardrails::check_no_symlink_escape(&project_dir, &model.path));
-    let guard_step = v1::ValidationStep {
-        name: "guardrails".into(),
-        ok: guard.is_ok(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        output: guard
-            .as_ref()
-            .err()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "path, content and size checks passed".into()),
-    };
-    steps.push(guard_step);
-    if let Err(refusal) = guard {
-        return Ok(Verdict::Failed {
-            steps,
-            failed_step: "guardrails".into(),
-            error_text: refusal.to_string(),
-        });
-    }
-
-    let workspace_root = Some(settings.validator.workspace_root.as_str())
-        .filter(|root| !root.is_empty())
-        .map(PathBuf::from);
-    let workspace = Workspace::copy_of(&project_dir, workspace_root.as_deref())
-        .map_err(|error| ValidationFault::Retry(error.to_string()))?;
-    let target_file = workspace.path().join(&proposal.model_path);
-    std::fs::write(&target_file, &proposal.fixed_sql).map_err(|error| {
-        ValidationFault::Retry(format!(
-            "cannot write the proposal into the workspace: {error}"
-        ))
-    })?;
-
-    let invoker = DbtInvoker {
-        program: dbt::find_dbt(&settings.validator.dbt_bin),
-        profiles_dir: profiles_dir(settings, workspace.path()),
-        target: Some(settings.validator.target.clone()).filter(|target| !target.is_empty()),
-        timeout: Duration::from_secs(settings.validator.dbt_timeout_secs),
-    };
-    let mut ladder: Vec<(&str, Vec<String>)> = vec![(
-        "dbt compile",
-        vec!["compile".into(), "--select".into(), model.name.clone()],
-    )];
-    if settings.validator.build_empty {
-        ladder.push((
-            "dbt build --empty",
-            vec![
-                "build".into(),
-                "--select".into(),
-                format!("+{}", model.name),
-                "--empty".into(),
-                // Data tests on zero rows prove nothing, and a relationships test reads a
-                // model outside the selection that a fresh dev database does not hold.
-                "--exclude-resource-type".into(),
-                "test".into(),
-            ],
-        ));
-    }
-    for (name, args) in ladder {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = invoker
-            .run(workspace.path(), &args)
-            .instrument(tracing::info_span!("validator.dbt", step = name))
-            .await;
-        let run = match run {
-            Ok(run) => run,
-            Err(DbtError::Timeout(after, command)) => {
-                let error_text = format!("timeout: {command} ran longer than {after:?}");
-                steps.push(v1::ValidationStep {
-                    name: name.into(),
-                    ok: false,
-                    duration_ms: after.as_millis() as u64,
-                    output: error_text.clone(),
-                });
-                return Ok(Verdict::Failed {
-                    steps,
-                    failed_step: name.into(),
-                    error_text,
-                });
-            }
-            Err(error) => return Err(ValidationFault::Retry(error.to_string())),
-        };
-        if !run.ok && looks_like_environment_failure(&run.output) {
-            return Err(ValidationFault::Retry(format!(
-                "{} failed for a reason outside the proposal: {}",
-                run.command,
-                dbt::relevant_error(&run.output, 5)
-            )));
-        }
-        let output = if run.ok {
-            last_lines(&run.output, 3)
-        } else {
-            dbt::relevant_error(&run.output, ERROR_LINES)
-        };
-        tracing::info!(
-            message = "dbt step finished.",
-            step = name,
-            ok = run.ok,
-            ms = run.duration.as_millis() as u64
-        );
-        steps.push(v1::ValidationStep {
-            name: name.into(),
-            ok: run.ok,
-            duration_ms: run.duration.as_millis() as u64,
-            output: output.clone(),
-        });
-        if !run.ok {
-            return Ok(Verdict::Failed {
-                steps,
-                failed_step: name.into(),
-                error_text: output,
-            });
-        }
-    }
-    Ok(Verdict::Validated { steps })
-}
-
-/// `--profiles-dir`: configured, else the project's own when it has a profiles.yml, else
-/// dbt's default.
-fn profiles_dir(settings: &Settings, workspace: &Path) -> Option<PathBuf> {
-    if !settings.validator.profiles_dir.is_empty() {
-        return Some(PathBuf::from(&settings.validator.profiles_dir));
-    }
-    workspace
-        .join("profiles.yml")
-        .is_file()
-        .then(|| workspace.to_path_buf())
-}
-
-/// dbt failures that say nothing about the proposal: a broken profile, a missing adapter,
-/// an unreachable warehouse.
-fn looks_like_environment_failure(output: &str) -> bool {
-    const MARKERS: &[&str] = &[
-        "Could not find profile named",
-        "Runtime Error\n  Could not find profile",
-        "Credentials in profile",
-        "Could not find adapter type",
-        "No module named",
-        "dbt_project.yml file at",
-        "Unable to do partial parsing",
-        "Connection refused",
-        "could not connect to server",
-    ];
-    MARKERS.iter().any(|marker| output.contains(marker))
-}
-
-fn last_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(count)..].join("\n")
+    let validator =
+        Validator::shared(settings).map_err(|error| ValidationFault::Retry(error.to_string()))?;
+    validator.validate(incident, model, proposal).await
 }
 
 async fn publish_verdict(

@@ -48,6 +48,20 @@ impl Workspace {
     /// Copies `project_dir` into a new directory under `root` (the system temp dir when
     /// `None`), skipping build output, logs, VCS data and oversized local warehouse files.
     pub fn copy_of(project_dir: &Path, root: Option<&Path>) -> Result<Self, WorkspaceError> {
+        Self::copy_named(project_dir, root, None)
+    }
+
+    /// [`Workspace::copy_of`] into `root/<name>` exactly (`name` must start with
+    /// [`WORKSPACE_PREFIX`]); a directory left there by a crash is replaced.
+    ///
+    /// dbt's partial-parse file records absolute paths (a seed's CSV is loaded from the
+    /// project root it was parsed in), so a parse is reusable only in a workspace at the
+    /// same path: the validator gives each project's concurrent validations fixed names.
+    pub fn copy_named(
+        project_dir: &Path,
+        root: Option<&Path>,
+        name: Option<&str>,
+    ) -> Result<Self, WorkspaceError> {
         if !project_dir.join("dbt_project.yml").is_file() {
             return Err(WorkspaceError::Project {
                 path: project_dir.to_path_buf(),
@@ -57,13 +71,7 @@ impl Workspace {
                 ),
             });
         }
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(WORKSPACE_PREFIX);
-        let dir = match root {
-            Some(root) => builder.tempdir_in(root),
-            None => builder.tempdir(),
-        }
-        .map_err(|error| WorkspaceError::Copy(error.to_string()))?;
+        let dir = make_dir(root, name)?;
         let walker = walkdir::WalkDir::new(project_dir)
             .follow_links(false)
             .into_iter()
@@ -109,6 +117,33 @@ impl Workspace {
     }
 }
 
+/// The workspace directory: `root/<name>`, or a random name with the workspace prefix.
+fn make_dir(root: Option<&Path>, name: Option<&str>) -> Result<tempfile::TempDir, WorkspaceError> {
+    let root = root.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let copy_error = |error: std::io::Error| WorkspaceError::Copy(error.to_string());
+    let Some(name) = name else {
+        return tempfile::Builder::new()
+            .prefix(WORKSPACE_PREFIX)
+            .tempdir_in(&root)
+            .map_err(copy_error);
+    };
+    if !name.starts_with(WORKSPACE_PREFIX) || name.contains('/') {
+        return Err(WorkspaceError::Copy(format!(
+            "workspace name {name:?} must start with {WORKSPACE_PREFIX} and have no /"
+        )));
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(name).rand_bytes(0);
+    match builder.tempdir_in(&root) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by a crashed process that had the same pid: ours to replace.
+            std::fs::remove_dir_all(root.join(name)).map_err(copy_error)?;
+            builder.tempdir_in(&root).map_err(copy_error)
+        }
+        made => made.map_err(copy_error),
+    }
+}
+
 /// Removes workspaces a crashed validator left under `root`.
 pub fn sweep_leftovers(root: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(root) else {
@@ -146,6 +181,26 @@ mod tests {
         let copy = workspace.path().to_path_buf();
         drop(workspace);
         assert!(!copy.exists());
+    }
+
+    #[test]
+    fn a_named_workspace_has_exactly_that_path_and_replaces_a_leftover() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("dbt_project.yml"), "name: p\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let name = format!("{WORKSPACE_PREFIX}p-0");
+        std::fs::create_dir(root.path().join(&name)).unwrap();
+        std::fs::write(root.path().join(&name).join("stale"), "x").unwrap();
+        let workspace =
+            Workspace::copy_named(project.path(), Some(root.path()), Some(&name)).unwrap();
+        assert_eq!(workspace.path(), root.path().join(&name));
+        assert!(!workspace.path().join("stale").exists());
+        assert!(workspace.path().join("dbt_project.yml").is_file());
+        drop(workspace);
+        assert!(!root.path().join(&name).exists());
+        assert!(
+            Workspace::copy_named(project.path(), Some(root.path()), Some("elsewhere")).is_err()
+        );
     }
 
     #[test]

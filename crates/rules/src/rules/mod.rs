@@ -4,14 +4,31 @@
 //! input to an optional fix. Adding a rule is one module and one row here; the order of
 //! the rows is the order in which rules are tried for a class.
 
+mod alias_typo;
+mod ambiguous_column;
+mod missing_comma;
+mod missing_group_by;
 mod misspelt_column;
 mod misspelt_ref;
 mod misspelt_source;
+mod renamed_column;
+mod trailing_comma;
+pub mod unknown_function;
 
+pub use alias_typo::{alias_typo, parse_missing_alias};
+pub use ambiguous_column::{ambiguous_column, parse_ambiguous_column};
+pub use missing_comma::missing_comma;
+pub use missing_group_by::{missing_group_by, parse_group_by_column};
 pub use misspelt_column::misspelt_column;
 pub use misspelt_ref::{misspelt_ref, parse_missing_ref, MissingRef};
 pub use misspelt_source::{misspelt_source, parse_missing_source, MissingSource};
+pub use renamed_column::{rename_kind, renamed_column, RenameKind};
+pub use trailing_comma::trailing_comma;
+pub use unknown_function::{parse_unknown_function, unknown_function};
 
+use std::ops::Range;
+
+use crate::tokens::{Token, TokenKind};
 use crate::{ErrorClass, RuleFix, RuleInput};
 
 /// One deterministic rule.
@@ -27,6 +44,14 @@ pub struct Rule {
 
 /// Every rule, in the order they are tried.
 pub const RULES: &[Rule] = &[
+    Rule {
+        name: renamed_column::NAME,
+        // Before `misspelt_column`: a name that differs by whole words (`customer_name`
+        // → `customer_full_name`) is a rename, and the edit distance of those words
+        // would otherwise pass for a typo and rename the model's output column.
+        classes: &[ErrorClass::MissingColumn],
+        apply: renamed_column,
+    },
     Rule {
         name: misspelt_column::NAME,
         classes: &[ErrorClass::MissingColumn],
@@ -46,6 +71,39 @@ pub const RULES: &[Rule] = &[
         classes: &[ErrorClass::UnknownSource, ErrorClass::UnknownRelation],
         apply: misspelt_source,
     },
+    Rule {
+        name: alias_typo::NAME,
+        // DuckDB's `Referenced table "o2" not found` is classified as a missing column;
+        // PostgreSQL's `missing FROM-clause entry for table "o2"` reads like a missing
+        // relation.
+        classes: &[ErrorClass::MissingColumn, ErrorClass::UnknownRelation],
+        apply: alias_typo,
+    },
+    Rule {
+        name: ambiguous_column::NAME,
+        classes: &[ErrorClass::AmbiguousColumn],
+        apply: ambiguous_column,
+    },
+    Rule {
+        name: missing_comma::NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: missing_comma,
+    },
+    Rule {
+        name: trailing_comma::NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: trailing_comma,
+    },
+    Rule {
+        name: missing_group_by::NAME,
+        classes: &[ErrorClass::MissingGroupBy],
+        apply: missing_group_by,
+    },
+    Rule {
+        name: unknown_function::NAME,
+        classes: &[ErrorClass::UnknownFunction],
+        apply: unknown_function,
+    },
 ];
 
 /// The rules registered for `class`, in order.
@@ -64,6 +122,134 @@ fn edits_phrase(distance: usize) -> String {
     }
 }
 
+/// How explanations name the warehouse of an adapter.
+fn warehouse_name(adapter: &str) -> &'static str {
+    match adapter.to_ascii_lowercase().as_str() {
+        "duckdb" | "motherduck" => "DuckDB",
+        "postgres" | "postgresql" => "PostgreSQL",
+        "redshift" => "Redshift",
+        "snowflake" => "Snowflake",
+        "bigquery" => "BigQuery",
+        _ => "The warehouse",
+    }
+}
+
+/// A piece of SQL for an explanation: whitespace collapsed, at most 60 characters.
+fn snippet(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= 60 {
+        return collapsed;
+    }
+    let mut cut: String = collapsed.chars().take(57).collect();
+    cut.push('…');
+    cut
+}
+
+/// The text from the start of `at`'s line up to `at`; `None` when it holds Jinja (its
+/// rendered form is unknown).
+fn line_before(sql: &str, at: usize) -> Option<&str> {
+    let start = sql[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = &sql[start..at];
+    (!before.contains("{{") && !before.contains("{%") && !before.contains("{#")).then_some(before)
+}
+
+/// A select item that is a plain column reference: `city`, `s.city`, `"City"`,
+/// optionally with an alias (`s.city as town`, `s.city town`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ColumnRef {
+    /// The qualifier (`s` of `s.city`), unquoted.
+    qualifier: Option<String>,
+    /// The column name, unquoted.
+    name: String,
+    /// The reference as written, alias excluded: `s.city`.
+    text: String,
+    /// Token range of the reference, alias excluded.
+    tokens: Range<usize>,
+    /// Token index of the name.
+    name_token: usize,
+    /// Token index of the alias, if any.
+    alias: Option<usize>,
+}
+
+impl ColumnRef {
+    /// Case-insensitive: DuckDB's names are, and PostgreSQL folds unquoted ones.
+    fn name_matches(&self, other: &str) -> bool {
+        self.name.eq_ignore_ascii_case(other)
+    }
+}
+
+/// Words that look like names but are values.
+const VALUE_WORDS: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "current_date",
+    "current_timestamp",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+    "current_user",
+    "session_user",
+    "user",
+];
+
+/// The item as a plain column reference, if it is one.
+fn column_ref(tokens: &[Token], sql: &str, item: Range<usize>) -> Option<ColumnRef> {
+    let t = tokens.get(item.clone())?;
+    let is_name = |t: &Token| {
+        matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent)
+            && !VALUE_WORDS.iter().any(|w| t.is_keyword(sql, w))
+    };
+    // name (. name)*
+    let mut n = 1;
+    if !t.first().is_some_and(is_name) {
+        return None;
+    }
+    while n + 1 < t.len()
+        && t[n].is_punct(sql, '.')
+        && is_name(&t[n + 1])
+        && !crate::tokens::separated(t, n)
+        && !crate::tokens::separated(t, n + 1)
+    {
+        n += 2;
+    }
+    let alias = match &t[n..] {
+        [] => None,
+        [a] if a.kind == TokenKind::QuotedIdent
+            || (a.kind == TokenKind::Word && !a.is_keyword(sql, "as")) =>
+        {
+            Some(item.start + n)
+        }
+        [kw, a]
+            if kw.is_keyword(sql, "as")
+                && matches!(a.kind, TokenKind::Word | TokenKind::QuotedIdent) =>
+        {
+            Some(item.start + n + 1)
+        }
+        _ => return None,
+    };
+    let unquote = |t: &Token| {
+        let text = t.text(sql);
+        if t.kind == TokenKind::QuotedIdent {
+            text.get(1..text.len().saturating_sub(1))
+                .unwrap_or(text)
+                .to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    let name_token = item.start + n - 1;
+    let qualifier = (n >= 3).then(|| unquote(&t[n - 3]));
+    Some(ColumnRef {
+        qualifier,
+        name: unquote(&t[n - 1]),
+        text: sql[t[0].range.start..t[n - 1].range.end].to_owned(),
+        tokens: item.start..item.start + n,
+        name_token,
+        alias,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,12 +265,22 @@ mod tests {
     #[test]
     fn classes_select_rules() {
         let names = |class| rules_for(class).map(|r| r.name).collect::<Vec<_>>();
-        assert_eq!(names(ErrorClass::MissingColumn), vec!["misspelt_column"]);
+        assert_eq!(
+            names(ErrorClass::MissingColumn),
+            vec!["renamed_column", "misspelt_column", "alias_typo"]
+        );
+        assert_eq!(
+            names(ErrorClass::SqlSyntax),
+            vec!["missing_comma", "trailing_comma"]
+        );
+        assert_eq!(names(ErrorClass::MissingGroupBy), vec!["missing_group_by"]);
+        assert_eq!(names(ErrorClass::UnknownFunction), vec!["unknown_function"]);
+        assert_eq!(names(ErrorClass::AmbiguousColumn), vec!["ambiguous_column"]);
         assert_eq!(names(ErrorClass::BadRef), vec!["misspelt_ref"]);
         assert_eq!(names(ErrorClass::UnknownSource), vec!["misspelt_source"]);
         assert_eq!(
             names(ErrorClass::UnknownRelation),
-            vec!["misspelt_ref", "misspelt_source"]
+            vec!["misspelt_ref", "misspelt_source", "alias_typo"]
         );
         assert!(names(ErrorClass::Connection).is_empty());
         assert!(names(ErrorClass::Other).is_empty());
