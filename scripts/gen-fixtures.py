@@ -269,6 +269,26 @@ CASES: list[dict] = [
         "json_log": True,
     },
     {
+        "name": "jinja_loop_missing_column",
+        "description": "A Jinja for-loop (with `{%-` whitespace control) adds one column per "
+                       "status above a misspelt column (`item_cnt` for `item_count`) in "
+                       "revenue_daily: the compiled SQL has a different number of lines than "
+                       "the model, so DuckDB's `LINE n` (which also counts dbt's wrapper) "
+                       "must be mapped back through the Jinja to the model's own line.",
+        "edits": [
+            (FIN + "revenue_daily.sql", "as order_month,\n",
+             "as order_month,\n"
+             "    {%- for status in ['completed', 'placed', 'returned'] %}\n"
+             "    sum(case when order_status = '{{ status }}' then 1 else 0 end)\n"
+             "        as {{ status }}_orders,\n"
+             "    {%- endfor %}\n"),
+            (FIN + "revenue_daily.sql", "sum(item_count) as items_sold",
+             "sum(item_cnt) as items_sold"),
+        ],
+        "expected": [model("revenue_daily", FIN + "revenue_daily.sql", "missing_column")],
+        "error_contains": ['"item_cnt" not found'],
+    },
+    {
         "name": "multi_failure",
         "description": "Two independent models broken in one run: a misspelt column in "
                        "stg_stores (`seat_cnt`) and to_char() in revenue_daily. store_revenue "

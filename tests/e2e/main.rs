@@ -15,7 +15,8 @@ const STG_ORDERS: &str = "models/staging/stg_orders.sql";
 const CUSTOMERS: &str = "models/marts/customers.sql";
 /// A date compared to an integer: no rule fixes it, so these tests reach the LLM.
 const COMPLETED: &str = "    where order_status = 'completed'\n";
-const DATE_AS_INTEGER: &str = "    where order_status = 'completed'\n      and order_date >= 20240101\n";
+const DATE_AS_INTEGER: &str =
+    "    where order_status = 'completed'\n      and order_date >= 20240101\n";
 const WAIT: Duration = Duration::from_secs(300);
 
 async fn submit_and_wait(system: &TestSystem, repo: &ExampleRepo) -> Vec<IncidentOutcome> {
@@ -186,7 +187,10 @@ async fn a_proposal_that_never_validates_is_abandoned_after_max_attempts() {
     repo.break_model(CUSTOMERS, COMPLETED, DATE_AS_INTEGER);
     let (ok, output) = repo.dbt(&["build"]);
     assert!(!ok);
-    assert!(output.contains("Cannot compare values of type DATE"), "{output}");
+    assert!(
+        output.contains("Cannot compare values of type DATE"),
+        "{output}"
+    );
     // A model that always answers, and always wrongly: a new unknown function each time.
     let llm = fake_llm::FakeLlm::start(|call, request| {
         let sql = fake_llm::model_sql_from(request)
@@ -369,4 +373,39 @@ impl ProviderFor for fake_llm::FakeLlm {
             ..Default::default()
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_failure_in_two_checkouts_gets_a_branch_in_each() {
+    let first = ExampleRepo::new();
+    let second = ExampleRepo::new();
+    for repo in [&first, &second] {
+        repo.break_model(STG_ORDERS, "    customer_id,\n", "    custmer_id,\n");
+        let (ok, _) = repo.dbt(&["build"]);
+        assert!(!ok);
+    }
+    let system = TestSystem::start(|_| {}).await;
+    let in_first = submit_and_wait(&system, &first).await;
+    let in_second = submit_and_wait(&system, &second).await;
+    assert_eq!(in_first[0].outcome, "branch_opened", "{in_first:?}");
+    assert_eq!(in_second[0].outcome, "branch_opened", "{in_second:?}");
+    // One failure, one incident id — but each checkout's repository got its own branch.
+    assert_eq!(in_first[0].incident_id, in_second[0].incident_id);
+    assert_eq!(first.fix_branches().len(), 1);
+    assert_eq!(
+        second.fix_branches().len(),
+        1,
+        "no branch in the second checkout"
+    );
+    let opened = system
+        .bus
+        .replay(&system.bus.subjects().mr_opened())
+        .await
+        .unwrap();
+    assert_eq!(opened.len(), 2, "one mr.opened per checkout");
+    // A third submission from the second checkout is a recurrence there.
+    let again = submit_and_wait(&system, &second).await;
+    assert!(again[0].recurrence, "{again:?}");
+    assert_eq!(second.fix_branches().len(), 1);
+    system.stop().await;
 }

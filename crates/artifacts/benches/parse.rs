@@ -75,7 +75,11 @@ fn real_log_block() -> Vec<u8> {
 
 fn write_log(path: &Path, target: u64) -> (u64, u64) {
     let block = real_log_block();
-    assert!(!block.is_empty(), "no fixture logs under {}", fixtures().display());
+    assert!(
+        !block.is_empty(),
+        "no fixture logs under {}",
+        fixtures().display()
+    );
     let lines_per_block = block.iter().filter(|b| **b == b'\n').count() as u64;
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("temp file"));
     let mut written = 0;
@@ -170,7 +174,9 @@ fn synthetic_manifest(n: usize) -> (Vec<u8>, Vec<u8>) {
                 let p = i - k * 7;
                 format!(
                     "model.coffee_shop.{}_{p}",
-                    templates[p % templates.len()]["name"].as_str().unwrap_or("m")
+                    templates[p % templates.len()]["name"]
+                        .as_str()
+                        .unwrap_or("m")
                 )
             })
             .collect();
@@ -225,7 +231,8 @@ fn child(mode: &str, args: &[String]) {
             reset_peak();
             let (_, before) = memory();
             let started = Instant::now();
-            let scan = dbtops_artifacts::scan_log(File::open(&args[0]).expect("open")).expect("scan");
+            let scan =
+                dbtops_artifacts::scan_log(File::open(&args[0]).expect("open")).expect("scan");
             let secs = started.elapsed().as_secs_f64();
             let (peak, _) = memory();
             println!(
@@ -286,7 +293,10 @@ fn measure(mode: &str, args: &[&Path]) -> Value {
 
 fn main() {
     if let Ok(mode) = std::env::var("DBTOPS_BENCH_CHILD") {
-        let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect();
         child(&mode, &args);
         return;
     }
@@ -382,6 +392,10 @@ fn main() {
         } else {
             "NOT met"
         },
-        if manifest_secs < 1.0 { "met" } else { "NOT met" },
+        if manifest_secs < 1.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
 }

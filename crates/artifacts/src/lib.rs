@@ -9,17 +9,24 @@
 //! Module layout:
 //! - `detect`: the orchestration — which artifact to believe, roots versus blast radius.
 //! - `manifest`: narrow serde models of `manifest.json` and `run_results.json`.
-//! - `log`: the text `dbt.log`, the JSON-lines log and the console output, streamed.
+//! - `log`: the text `dbt.log`, the JSON-lines log and the console output, read in one
+//!   pass with bounded state ([`scan_log`] streams from any reader), and the statements
+//!   dbt executed for failed nodes.
 //! - `classify`: the `(adapter, regex, class)` table.
 //! - `evidence`: model SQL, YAML entry, parents' columns, sources, node names.
+//! - `location`: a database's `LINE n` (which counts dbt's wrapper) mapped back to the
+//!   compiled SQL and the model's own line ([`ErrorLocation`], [`annotate_error`]).
+//! - `redact`: secrets out of every text ([`Redactor`]).
+//! - `budget`: the token budget and its trimming order ([`apply_token_budget`]).
 //! - `sql`: refs/sources in raw SQL and the columns a `SELECT` produces.
 //! - `yaml`: a reader for the YAML subset dbt projects use.
 //! - `project`: [`ProjectFiles`] and [`collect_project_files`].
 //! - `text`: ANSI stripping, message trimming, signature normalisation.
 //!
 //! Invariants: nothing here panics on bad input (corrupt JSON, binary garbage, invalid
-//! UTF-8 all become notes or an [`ArtifactError`]); the same failure seen in two runs
-//! has the same signature and so the same [`incident_id`].
+//! UTF-8 all become notes or an [`ArtifactError`]; property tests hold it to that); the
+//! same failure seen in two runs has the same signature and so the same [`incident_id`];
+//! memory for a log is bounded by one invocation's state, never by the log's size.
 
 mod budget;
 mod classify;

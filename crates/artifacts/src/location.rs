@@ -415,6 +415,25 @@ mod tests {
         assert_eq!(loc.model_line, 4);
     }
 
+    /// A real PostgreSQL text (`psql -c`, which sends the statement whole as psycopg2
+    /// does, on a statement with dbt-postgres' view wrapper): `LINE 13` counts the comment
+    /// and the `create view … as (` lines. (`psql -f` strips the leading comment and says
+    /// `LINE 11`.)
+    #[test]
+    fn a_postgres_line_maps_back_too() {
+        let statement = "/* {\"app\": \"dbt\", \"node_id\": \"model.shop.orders\"} */\n\n  create view \"test\".\"public\".\"orders__dbt_tmp\"\n    \n    \n  as (\n    with o as (\n    select 1 as order_id, 10 as amount\n)\n\nselect\n    o.order_id,\n    o.amout\nfrom o\n  );";
+        let model = "with o as (\n    select 1 as order_id, 10 as amount\n)\n\nselect\n    o.order_id,\n    o.amout\nfrom o\n";
+        let message = "Database Error in model orders (models/orders.sql)\n  column o.amout does not exist\n  LINE 13:     o.amout\n               ^\n  HINT:  Perhaps you meant to reference the column \"o.amount\".";
+        let loc = locate(message, model, model, Some(statement)).unwrap();
+        assert_eq!(loc.method, "executed_statement");
+        assert_eq!(
+            (loc.statement_line, loc.compiled_line, loc.model_line),
+            (13, 7, 7)
+        );
+        let loc = locate(message, model, model, None).unwrap();
+        assert_eq!((loc.compiled_line, loc.model_line), (7, 7));
+    }
+
     #[test]
     fn jinja_lines_match_their_rendering() {
         assert!(jinja_matches(

@@ -754,8 +754,10 @@ fn settle(inv: &mut LogInvocation, scratch: &mut Scratch, id: &str, status: &str
         return;
     };
     if matches!(status, "error" | "fail" | "runtime error") && inv.statements.len() < MAX_FAILURES {
-        inv.statements
-            .insert(id.to_owned(), String::from_utf8_lossy(&statement).into_owned());
+        inv.statements.insert(
+            id.to_owned(),
+            String::from_utf8_lossy(&statement).into_owned(),
+        );
     }
     scratch.spare = statement;
 }
@@ -1342,7 +1344,15 @@ mod tests {
         let line = (
             prop::sample::select(vec!["13:36:14", "1:36:14", "13:36:1x", "99:99:99", ""]),
             prop::sample::select(vec![".533474", ".", "", ".1"]),
-            prop::sample::select(vec![" [error] ", " [info ] ", " [debug]", " [] ", "  ", " ", ""]),
+            prop::sample::select(vec![
+                " [error] ",
+                " [info ] ",
+                " [debug]",
+                " [] ",
+                "  ",
+                " ",
+                "",
+            ]),
             prop::sample::select(vec!["[MainThread]: ", "[Thread-1 (]:", "[x]] ", "[]: ", ""]),
             "[ -~]{0,30}",
         )

@@ -376,6 +376,19 @@ mod tests {
     }
 
     #[test]
+    fn project_settings_say_where_runs_leave_artifacts() {
+        let s = project_settings(
+            "name: 'shop'\nmodel-paths: [\"models\", \"more\"]\ntarget-path: build/\n",
+        );
+        assert_eq!(s.name.as_deref(), Some("shop"));
+        assert_eq!(s.model_paths, ["models", "more"]);
+        assert_eq!(s.target_path, "build");
+        assert_eq!(s.log_path, "logs");
+        let d = project_settings("");
+        assert_eq!((d.target_path.as_str(), d.model_paths.len()), ("target", 1));
+    }
+
+    #[test]
     fn layout_defaults_and_overrides() {
         let l = ProjectLayout::from_project_yml("name: 'coffee_shop'\nmodel-paths: [\"models\"]\nmacro-paths:\n  - macros\n  - more_macros\n");
         assert_eq!(l.name.as_deref(), Some("coffee_shop"));

@@ -562,3 +562,25 @@ fn database_lines_map_back_to_the_model() {
         assert_eq!(lines.len(), 1, "{key:?} maps to {lines:?}");
     }
 }
+
+/// A real Jinja for-loop turns two model lines into six compiled ones above the error:
+/// DuckDB's `LINE 21` is line 12 of the compiled SQL and line 10 of the model.
+#[test]
+fn a_database_line_is_mapped_through_a_jinja_loop() {
+    let det = detect(&artifacts(
+        &fixtures_dir().join("jinja_loop_missing_column"),
+    ))
+    .expect("jinja loop case");
+    assert_eq!(det.failures.len(), 1);
+    let loc = det.failures[0]
+        .evidence
+        .error_location
+        .clone()
+        .expect("a location");
+    assert_eq!(
+        (loc.statement_line, loc.compiled_line, loc.model_line),
+        (21, 12, 10)
+    );
+    assert_eq!(loc.model_line_text.trim(), "sum(item_cnt) as items_sold,");
+    assert_eq!(loc.method, "executed_statement");
+}

@@ -205,7 +205,14 @@ fn an_endless_line_does_not_grow_the_reader() {
     let tail = read("misspelt_ref", "dbt.log").unwrap();
     log.extend_from_slice(&tail);
     let streamed = scan_log(log.as_slice()).unwrap();
-    assert_eq!(streamed.last_invocation_id, scan_log_bytes(&tail).last_invocation_id);
+    assert_eq!(
+        streamed.last_invocation_id,
+        scan_log_bytes(&tail).last_invocation_id
+    );
     assert_eq!(streamed.last_outcome, "failed");
-    assert!(streamed.parse_error.as_deref().unwrap_or("").contains("stg_ordrs"));
+    assert!(streamed
+        .parse_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("stg_ordrs"));
 }

@@ -42,7 +42,11 @@ fn peak_rss_kib() -> u64 {
 fn a_log_many_times_the_buffer_streams_in_bounded_memory() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut block = Vec::new();
-    for case in ["misspelt_column_staging", "misspelt_column_mart", "misspelt_ref"] {
+    for case in [
+        "misspelt_column_staging",
+        "misspelt_column_mart",
+        "misspelt_ref",
+    ] {
         block.extend_from_slice(&std::fs::read(dir.join(case).join("dbt.log")).unwrap());
     }
     let last = std::fs::read(dir.join("misspelt_ref/dbt.log")).unwrap();

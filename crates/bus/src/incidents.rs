@@ -118,6 +118,10 @@ pub struct IncidentRecord {
     /// counted twice.
     #[serde(default)]
     pub last_submission_id: String,
+    /// The local repository the fix branch was committed to (local git delivery), so a
+    /// run in another checkout is not mistaken for a recurrence.
+    #[serde(default)]
+    pub delivered_repo: Option<String>,
 }
 
 /// What the detector made of one submission, for `dbt-ops submit --wait`.

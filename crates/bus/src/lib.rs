@@ -41,18 +41,15 @@ pub fn stage_id(incident_id: &str, generation: u32, stage: &str, attempt: u32) -
 /// records the reason (`needs_human`, `no_fix_found`, `attempts_exhausted`, `guardrail`).
 pub async fn abandon_incident(
     bus: &Bus,
-    model: Option<dbtops_proto::v1::ModelRef>,
-    incident_id: &str,
+    incident: &dbtops_proto::v1::FailureDetected,
     reason: &str,
     detail: &str,
     attempts: u32,
 ) -> Result<(), BusError> {
     let store = bus.incidents().await?;
-    let generation = store
-        .get(incident_id)
-        .await?
-        .map(|record| record.generation)
-        .unwrap_or(0);
+    let incident_id = incident.incident_id.as_str();
+    let generation = incident.generation;
+    let model = incident.model.clone();
     let abandoned = dbtops_proto::v1::IncidentAbandoned {
         incident_id: incident_id.to_owned(),
         model,

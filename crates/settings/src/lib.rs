@@ -629,6 +629,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("delivery.protected_branches")
+                .with_list_parse_key("detector.watch")
+                .with_list_parse_key("detector.redact_env_vars")
                 .with_list_parse_key("delivery.model_paths")
                 .with_list_parse_key("delivery.sensitive_paths")
                 .with_list_parse_key("delivery.labels")

@@ -200,6 +200,7 @@ mod tests {
                 ok: true,
                 duration_ms: 1200,
                 output: "Compiled".into(),
+                ..Default::default()
             }],
             diff: "-select ordr_id\n+select order_id".into(),
             history: vec![],

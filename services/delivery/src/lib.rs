@@ -257,6 +257,8 @@ struct Delivered {
     commit_sha: String,
     url: String,
     description_path: String,
+    /// The local repository committed to (local git only).
+    repo: Option<String>,
 }
 
 /// Why one fix could not be delivered, and so what happens to the incident and the
@@ -362,19 +364,8 @@ pub async fn handle_with(bus: &Bus, context: &Context, delivery: Delivery) -> Ou
         },
     };
     let attempt = validated.attempt;
-    let abandon = |reason: &'static str, detail: String| {
-        let model = model.clone();
-        async move {
-            abandon_incident(
-                bus,
-                Some(model),
-                &incident.incident_id,
-                reason,
-                &detail,
-                attempt,
-            )
-            .await
-        }
+    let abandon = |reason: &'static str, detail: String| async move {
+        abandon_incident(bus, incident, reason, &detail, attempt).await
     };
     let result = match outcome {
         Ok(delivered) => record_delivery(bus, incident, &model, attempt, delivered).await,
@@ -434,6 +425,7 @@ fn deliver_shadow(settings: &Settings, validated: &v1::FixValidated) -> Result<D
         commit_sha: String::new(),
         url: String::new(),
         description_path: String::new(),
+        repo: None,
     })
 }
 
@@ -485,6 +477,7 @@ async fn deliver_to_forge(
         commit_sha: opened.commit_sha,
         url: opened.url,
         description_path: String::new(),
+        repo: None,
     })
 }
 
@@ -542,23 +535,40 @@ fn deliver_local_git(
         needs_owner_review.then(|| description::owner_review_notice(&proposal.model_path, false));
     let description =
         description::render_with_notice(validated, trace_url, trace_id, notice.as_deref());
-    let committed = repo
-        .commit_to_new_branch(&BranchCommit {
-            branch: branch.clone(),
-            base_commit,
-            path_in_repo,
-            content: proposal.fixed_sql.clone(),
-            message: commit_message(validated),
-            author_name: settings.delivery.author_name.clone(),
-            author_email: settings.delivery.author_email.clone(),
+    let request = BranchCommit {
+        branch: branch.clone(),
+        base_commit,
+        path_in_repo,
+        content: proposal.fixed_sql.clone(),
+        message: commit_message(validated),
+        author_name: settings.delivery.author_name.clone(),
+        author_email: settings.delivery.author_email.clone(),
+    };
+    // The run may have failed on an uncommitted edit: the evidence holds the file as it
+    // failed, so the branch shows that state, then the fix. Not when secrets were
+    // redacted from it — the snapshot must be the file's true content.
+    let failing_content = incident
+        .evidence
+        .as_ref()
+        .filter(|evidence| {
+            !evidence
+                .redacted_fields
+                .iter()
+                .any(|field| field == "model_sql")
         })
-        .map_err(|error| {
-            if error.is_retryable() {
-                retry(error.to_string())
-            } else {
-                Failure::Refused(error.to_string())
-            }
-        })?;
+        .map(|evidence| evidence.model_sql.as_str())
+        .filter(|content| !content.is_empty());
+    let committed = match failing_content {
+        Some(failing) => repo.commit_to_new_branch_over(&request, failing),
+        None => repo.commit_to_new_branch(&request),
+    }
+    .map_err(|error| {
+        if error.is_retryable() {
+            retry(error.to_string())
+        } else {
+            Failure::Refused(error.to_string())
+        }
+    })?;
     let description_path = repo
         .write_description(&branch, &description)
         .map_err(|error| retry(error.to_string()))?;
@@ -571,6 +581,7 @@ fn deliver_local_git(
         commit_sha: committed.commit_sha,
         url: String::new(),
         description_path: description_path.display().to_string(),
+        repo: Some(repo.root().display().to_string()),
     })
 }
 
@@ -583,7 +594,7 @@ async fn record_delivery(
 ) -> Result<(), BusError> {
     let incident_id = incident.incident_id.as_str();
     let record = bus.incidents().await?.get(incident_id).await?;
-    let generation = record.as_ref().map(|record| record.generation).unwrap_or(0);
+    let generation = incident.generation;
     let url = Some(delivered.url.clone()).filter(|url| !url.is_empty());
     // A redelivery after everything was recorded (beyond the stream's duplicate window)
     // must not announce the same merge request twice.
@@ -613,8 +624,10 @@ async fn record_delivery(
     )
     .await?;
     let branch = delivered.branch.clone();
+    let delivered_repo = delivered.repo.clone();
     advance_incident(bus, incident_id, IncidentState::MrOpened, move |record| {
         record.branch = Some(branch.clone());
+        record.delivered_repo = delivered_repo.clone();
         if url.is_some() {
             record.url = url.clone();
         }

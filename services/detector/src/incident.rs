@@ -146,7 +146,26 @@ async fn record_failure(
     } = *context;
     let existing = store.get(incident_id).await?;
     let generation = match &existing {
-        Some(record) if record.state.absorbs_recurrences() => {
+        Some(record)
+            if record.state.absorbs_recurrences() && !delivered_elsewhere(record, project) =>
+        {
+            if record.last_submission_id == submitted.submission_id
+                && record.state == IncidentState::Detected
+            {
+                // This submission opened the incident on an earlier delivery that stopped
+                // before publishing: publish again (the message id makes it idempotent).
+                let event = failure_event(
+                    incident_id,
+                    submitted,
+                    project,
+                    project_name,
+                    failure,
+                    detection,
+                    record.generation,
+                );
+                publish_opened(bus, &event, failure, record).await?;
+                return Ok(false);
+            }
             // Seen before and still open: a recurrence, not a second merge request.
             if record.last_submission_id != submitted.submission_id {
                 store
@@ -173,6 +192,7 @@ async fn record_failure(
         project_name,
         failure,
         detection,
+        generation,
     );
     let record = IncidentRecord {
         incident_id: incident_id.to_owned(),
@@ -203,36 +223,20 @@ async fn record_failure(
         updated_at: now_rfc3339(),
         trace_id: dbtops_telemetry::current_trace_id(),
         last_submission_id: submitted.submission_id.clone(),
+        delivered_repo: None,
     };
-    // Publish before recording: a crash in between redelivers the submission, and the
-    // deterministic message id makes the second publish a no-op.
-    let message_id = stage_id(incident_id, generation, "detected", 0);
-    if failure.needs_human {
-        let abandoned = v1::IncidentAbandoned {
-            incident_id: incident_id.to_owned(),
-            model: event.model.clone(),
-            reason: "needs_human".into(),
-            detail: record.detail.clone().unwrap_or_default(),
-            attempts: 0,
-        };
-        bus.publish(
-            &bus.subjects().incident_abandoned(),
-            &message_id,
-            &abandoned,
-        )
-        .await?;
-    } else {
-        bus.publish(&bus.subjects().failure_detected(), &message_id, &event)
-            .await?;
-    }
+    // Record first, then publish: the next services read the record as soon as the event
+    // lands. A stop in between is recovered above, when the submission is redelivered.
     if existing.is_some() {
         let fresh = record.clone();
         store
             .update(incident_id, move |stored| *stored = fresh.clone())
             .await?;
-    } else {
-        store.create(&record).await?;
+    } else if !store.create(&record).await? {
+        // A concurrent submission of the same failure opened it first.
+        return Ok(true);
     }
+    publish_opened(bus, &event, failure, &record).await?;
     tracing::info!(
         message = "Incident opened.",
         needs_human = failure.needs_human
@@ -437,6 +441,46 @@ impl OpenIndex {
     }
 }
 
+/// True when the incident's fix went to a local repository other than the one this run
+/// was made in (another checkout of the same project): that repository has no branch
+/// for it yet, so the failure is a new occurrence there, not a recurrence.
+fn delivered_elsewhere(record: &IncidentRecord, project: &v1::ProjectRef) -> bool {
+    match &record.delivered_repo {
+        Some(delivered) => !project.repo_dir.is_empty() && *delivered != project.repo_dir,
+        None => false,
+    }
+}
+
+/// Publishes what opening an incident means: `failure.detected`, or `incident.abandoned`
+/// with `needs_human` for failures no SQL edit can fix.
+async fn publish_opened(
+    bus: &Bus,
+    event: &v1::FailureDetected,
+    failure: &Failure,
+    record: &IncidentRecord,
+) -> Result<(), BusError> {
+    let message_id = stage_id(&event.incident_id, event.generation, "detected", 0);
+    if failure.needs_human {
+        let abandoned = v1::IncidentAbandoned {
+            incident_id: event.incident_id.clone(),
+            model: event.model.clone(),
+            reason: "needs_human".into(),
+            detail: record.detail.clone().unwrap_or_default(),
+            attempts: 0,
+        };
+        bus.publish(
+            &bus.subjects().incident_abandoned(),
+            &message_id,
+            &abandoned,
+        )
+        .await?;
+    } else {
+        bus.publish(&bus.subjects().failure_detected(), &message_id, event)
+            .await?;
+    }
+    Ok(())
+}
+
 fn failure_event(
     incident_id: &str,
     submitted: &v1::RunSubmitted,
@@ -444,9 +488,11 @@ fn failure_event(
     project_name: &str,
     failure: &Failure,
     detection: &Detection,
+    generation: u32,
 ) -> v1::FailureDetected {
     let evidence = &failure.evidence;
     v1::FailureDetected {
+        generation,
         incident_id: incident_id.to_owned(),
         submission_id: submitted.submission_id.clone(),
         project: Some(v1::ProjectRef {

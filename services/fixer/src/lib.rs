@@ -229,7 +229,6 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
     let bus = &fixer.bus;
     let settings = &fixer.settings;
     let incident_id = plan.incident.incident_id.as_str();
-    let model = plan.incident.model.clone();
     let max_attempts = settings.fixer.max_attempts;
     if plan.attempt > max_attempts {
         let last_error = plan
@@ -241,8 +240,7 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
             format!("no proposal validated in {max_attempts} attempts; last: {last_error}");
         abandon_incident(
             bus,
-            model,
-            incident_id,
+            &plan.incident,
             "attempts_exhausted",
             &detail,
             max_attempts,
@@ -250,10 +248,12 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         .await?;
         return Ok(Attempted::Done);
     }
-    let generation = advance_incident(bus, incident_id, IncidentState::Fixing, |record| {
+    advance_incident(bus, incident_id, IncidentState::Fixing, |record| {
         record.attempts = record.attempts.max(plan.attempt);
     })
     .await?;
+    // From the event, not the store: the store may not show a reopening yet.
+    let generation = plan.incident.generation;
     let request = ProposalRequest {
         incident: &plan.incident,
         history: &plan.history,
@@ -270,7 +270,7 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
             } else {
                 detail
             };
-            abandon_incident(bus, model, incident_id, reason, &detail, plan.attempt).await?;
+            abandon_incident(bus, &plan.incident, reason, &detail, plan.attempt).await?;
             return Ok(Attempted::Done);
         }
         Drafted::Unavailable {
@@ -287,8 +287,7 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
                 );
                 abandon_incident(
                     bus,
-                    model,
-                    incident_id,
+                    &plan.incident,
                     "providers_unavailable",
                     &detail,
                     plan.attempt,

@@ -181,6 +181,8 @@ impl Drafter {
                             error_class,
                             confidence: answered.answer.confidence,
                             strategy: format!("llm:{}/{}", provider.name(), provider.model()),
+                            usage: Some(spend.to_proto()),
+                            incident_usage: Some(budget.total().to_proto()),
                         },
                         spend,
                     };
@@ -294,6 +296,8 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         error_class: error.class,
         confidence: fix.confidence,
         strategy: format!("rule:{}", fix.rule),
+        usage: None,
+        incident_usage: None,
     })
 }
 

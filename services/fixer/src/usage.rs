@@ -48,6 +48,16 @@ impl Spend {
         }
     }
 
+    /// As it travels on the wire.
+    pub fn to_proto(&self) -> v1::LlmUsage {
+        v1::LlmUsage {
+            input_tokens: self.usage.input_tokens,
+            output_tokens: self.usage.output_tokens,
+            calls: self.calls,
+            cost_usd: self.cost_usd,
+        }
+    }
+
     /// `1200 input + 300 output tokens in 2 call(s), $0.001200`.
     pub fn describe(&self) -> String {
         format!(

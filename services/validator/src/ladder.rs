@@ -877,6 +877,8 @@ impl Ladder {
             name: name.into(),
             ok,
             duration_ms: took.as_millis() as u64,
+            // A passing step whose output starts with FLAGGED needs a reviewer's eye.
+            flagged: ok && output.starts_with("FLAGGED"),
             output: cap(&output),
         });
     }

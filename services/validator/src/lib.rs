@@ -185,13 +185,8 @@ async fn publish_verdict(
     verdict: Verdict,
 ) -> Result<(), BusError> {
     let incident_id = incident.incident_id.as_str();
-    let generation = bus
-        .incidents()
-        .await?
-        .get(incident_id)
-        .await?
-        .map(|record| record.generation)
-        .unwrap_or(0);
+    // From the event, not the store: the store may not show a reopening yet.
+    let generation = incident.generation;
     match verdict {
         Verdict::Validated { steps } => {
             let original = incident

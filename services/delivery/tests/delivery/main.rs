@@ -63,12 +63,14 @@ pub fn validated(incident_id: &str) -> v1::FixValidated {
             error_class: v1::ErrorClass::MissingColumn as i32,
             confidence: 0.9,
             strategy: "rule:misspelt_column".into(),
+            ..Default::default()
         }),
         steps: vec![v1::ValidationStep {
             name: "dbt compile".into(),
             ok: true,
             duration_ms: 300,
             output: "Compiled".into(),
+            ..Default::default()
         }],
         diff: dbtops_guardrails::unified_diff(MODEL_PATH, ORIGINAL, FIXED),
         history: vec![],
@@ -174,6 +176,7 @@ impl TestBus {
             updated_at: now,
             trace_id: trace_id.map(str::to_owned),
             last_submission_id: String::new(),
+            delivered_repo: None,
         };
         assert!(self
             .bus
