@@ -66,6 +66,35 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Run an evaluation corpus through a private system (real nats-server, real dbt) and
+    /// score detection, classes and fixes.
+    Eval {
+        /// The corpus directory (one `*/case.json` per case).
+        corpus: PathBuf,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for each case's outcomes.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Incidents and their state; with an incident id, its timeline of events.
+    Status {
+        /// One incident's id.
+        incident: Option<String>,
+        /// JSON: one line per incident, or the incident with its timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Numbers computed from the stream: outcomes, time to MR, pass rates, tokens, cost.
+    Report {
+        /// Only incidents first detected within this window (e.g. 7d, 12h, 30m).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print every event on the bus as it happens.
     Watch {
         /// Only this subject (wildcards allowed).
@@ -104,6 +133,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => {
             let (bus, server) = up::connect_or_start(&mut settings).await?;
+            let metrics = dbtops_metrics::start(&bus, &settings.telemetry.metrics_listen).await?;
+            if let Some(metrics) = &metrics {
+                eprintln!("metrics on http://{}/metrics", metrics.address);
+            }
             eprintln!(
                 "dbt-ops is up on {}{}; ctrl-c to stop",
                 settings.nats.url,
@@ -116,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
             let result =
                 dbt_ops::system::run_all(bus, settings, dbtops_bus::shutdown::signal()).await;
             up::forget_endpoint();
+            drop(metrics);
             drop(server);
             result?;
         }
@@ -226,6 +260,34 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             eprintln!("{written} merged incident(s) exported");
+        }
+        Command::Eval {
+            corpus,
+            json,
+            timeout,
+        } => {
+            let report =
+                dbt_ops::commands::eval::eval(&corpus, settings, Duration::from_secs(timeout))
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::Status { incident, json } => {
+            up::resolve_nats_url(&mut settings.nats);
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            dbt_ops::commands::status::print(&bus, incident.as_deref(), json).await?;
+        }
+        Command::Report { since, json } => {
+            up::resolve_nats_url(&mut settings.nats);
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            dbt_ops::commands::report::print(&bus, &since, json).await?;
         }
         Command::Watch { subject, replay } => {
             up::resolve_nats_url(&mut settings.nats);

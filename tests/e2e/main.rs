@@ -2,6 +2,7 @@
 //! nats-server, the four services — and what comes out the other end.
 
 mod fake_llm;
+mod faults;
 
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
 pub mod detect;
+pub mod eval;
+pub mod report;
+pub mod status;
 pub mod submit;
 pub mod up;
 pub mod watch;

@@ -124,9 +124,41 @@ impl<'a> EvidenceSources<'a> {
                 .names_cache
                 .get_or_init(|| self.project_node_names())
                 .clone(),
+            // Only a missing macro needs them: no other evidence pays their tokens.
+            project_macro_names: if s.class == ErrorClass::UndefinedMacro {
+                self.project_macro_names()
+            } else {
+                Vec::new()
+            },
             error_location,
             ..Evidence::default()
         }
+    }
+
+    /// Names of the macros the project defines: every `{% macro NAME(` in a `.sql` file
+    /// under its macro paths, sorted, each once.
+    fn project_macro_names(&self) -> Vec<String> {
+        static MACRO: OnceLock<Option<Regex>> = OnceLock::new();
+        let Some(re) = MACRO
+            .get_or_init(|| Regex::new(r"\{%-?\s*macro\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(").ok())
+            .as_ref()
+        else {
+            return Vec::new();
+        };
+        let mut names = BTreeSet::new();
+        let Some(pf) = self.project_files else {
+            return Vec::new();
+        };
+        for (path, text) in &pf.files {
+            let in_macro_path = self.layout.macro_paths.iter().any(|m| {
+                path.strip_prefix(m.trim_end_matches('/'))
+                    .is_some_and(|rest| rest.starts_with('/'))
+            });
+            if in_macro_path && path.ends_with(".sql") {
+                names.extend(re.captures_iter(text).map(|c| c[1].to_owned()));
+            }
+        }
+        names.into_iter().collect()
     }
 
     fn yaml_entry(&self, s: &Subject<'_>, node: Option<&ManifestNode>) -> String {
@@ -692,6 +724,41 @@ mod tests {
         assert_eq!(e.sources[0].table_name, "raw_payments");
         assert_eq!(e.sources[0].columns, ["payment_id"]);
         assert_eq!(e.project_node_names, ["orders", "raw_orders", "stg_orders"]);
+    }
+
+    /// Macro names are read from the macro paths only, and only for a missing macro.
+    #[test]
+    fn macro_names_for_an_undefined_macro() {
+        let mut pf = project();
+        pf.files.insert(
+            "macros/money.sql".to_owned(),
+            "{% macro cents_to_dollars(column_name) %}({{ column_name }} / 100){% endmacro %}\n\
+             {%- macro   dollars_to_cents (x) -%}{{ x }} * 100{%- endmacro %}"
+                .to_owned(),
+        );
+        pf.files.insert(
+            "models/not_a_macro.sql".to_owned(),
+            "{% macro inline_one() %}1{% endmacro %}".to_owned(),
+        );
+        let layout = ProjectLayout::from_project_yml(&pf.dbt_project_yml);
+        let ev = EvidenceSources::new(None, false, Some(&pf), &layout, Some("shop"));
+        let subject = |class| Subject {
+            unique_id: "model.shop.orders",
+            name: "orders",
+            path: "models/marts/orders.sql",
+            resource_type: "model",
+            class,
+            message: "'cents_to_dolars' is undefined",
+            compiled_sql: None,
+            executed_sql: None,
+        };
+        let e = ev.build(&subject(ErrorClass::UndefinedMacro));
+        assert_eq!(
+            e.project_macro_names,
+            ["cents_to_dollars", "dollars_to_cents"]
+        );
+        let e = ev.build(&subject(ErrorClass::SqlSyntax));
+        assert!(e.project_macro_names.is_empty());
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub struct Evidence {
     pub sources: Vec<SourceDef>,
     /// Every model, seed and snapshot name in the project: candidates for a bad `ref()`.
     pub project_node_names: Vec<String>,
+    /// Every macro the project defines in its macro paths: candidates for a misspelt
+    /// macro call.
+    pub project_macro_names: Vec<String>,
     /// Where the database's `LINE n` is in the model's own file, when the error names a
     /// line.
     pub error_location: Option<ErrorLocation>,

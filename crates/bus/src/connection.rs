@@ -337,6 +337,8 @@ pub struct StoredMessage {
     pub headers: HeaderMap,
     /// Its protobuf payload.
     pub payload: Bytes,
+    /// When the stream stored it (from the JetStream message info), for reports.
+    pub published: Option<time::OffsetDateTime>,
 }
 
 impl StoredMessage {
@@ -345,6 +347,7 @@ impl StoredMessage {
             subject: message.subject.to_string(),
             headers: message.headers.clone().unwrap_or_default(),
             payload: message.payload.clone(),
+            published: message.info().ok().map(|info| info.published),
         }
     }
 

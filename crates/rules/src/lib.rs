@@ -3,8 +3,9 @@
 //! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
 //! one right answer when exactly one existing name is clearly nearest; a missing comma,
 //! a trailing comma, a column missing from `GROUP BY`, a function the warehouse spells
-//! differently, a renamed upstream column, a mistyped table alias or an ambiguous join
-//! column often do too. Finding it costs microseconds and no tokens. Every rule returns
+//! differently, a renamed upstream column, a mistyped table alias, an ambiguous join
+//! column, a misspelt macro call, a Jinja tag left open on one line, a hard-coded table
+//! that should be a `ref()` and a division by a zero divisor often do too. Finding it costs microseconds and no tokens. Every rule returns
 //! `None` unless it is sure — a wrong fix is worse than no fix, because a reviewer has
 //! to notice it.
 //!
@@ -66,6 +67,8 @@ pub struct RuleInput<'a> {
     pub parents: &'a [ParentColumns<'a>],
     /// Every model, seed and snapshot name in the project: candidates for a bad `ref`.
     pub project_node_names: &'a [&'a str],
+    /// Every macro the project itself defines: candidates for a misspelt macro call.
+    pub project_macro_names: &'a [&'a str],
     /// Every declared source table: candidates for a bad `source`.
     pub source_tables: &'a [SourceTable<'a>],
     /// The dbt adapter type (`duckdb`, `postgres`, …): whose error wordings to try first.

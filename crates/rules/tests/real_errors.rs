@@ -64,6 +64,7 @@ fn input<'a>(
         model_sql: sql,
         parents,
         project_node_names: NODES,
+        project_macro_names: &[],
         source_tables: SOURCES,
         adapter,
         rejected_sql: &[],
@@ -534,19 +535,59 @@ fn ref_shaped_error_under_unknown_relation() {
 /// `select * from main.stg_ordrs` — a hard-coded relation, not a ref.
 const DUCKDB_CATALOG_ERROR: &str = "Runtime Error in model orders (models/orders.sql)\n  Catalog Error: Table with name stg_ordrs does not exist!\n  Did you mean \"stg_orders\"?\n  \n  LINE 5:     select * from main.stg_ordrs\n                            ^^^^^^^^^^^^^^";
 
+/// The warehouse's "does not exist" is not dbt's bad-ref error, so `misspelt_ref` stays
+/// out of it; `hardcoded_relation` turns the hard-coded name into a `ref()` of the
+/// nearest node.
 #[test]
-fn warehouse_unknown_relation_is_not_a_ref_fix() {
+fn warehouse_unknown_relation_becomes_a_ref() {
     let sql = "select * from main.stg_ordrs\n";
+    let fix = fixed(&input(
+        ErrorClass::UnknownRelation,
+        "duckdb",
+        DUCKDB_CATALOG_ERROR,
+        sql,
+        &[],
+    ));
+    assert_eq!(fix.rule, "hardcoded_relation");
+    assert_eq!(fix.fixed_sql, "select * from {{ ref('stg_orders') }}\n");
+}
+
+/// PostgreSQL 15.20 via psql, `select * from "main"."stg_ordrs"` (the same text for
+/// `main.stg_ordrs`; `relation "stg_ordrs" does not exist` without a schema).
+const POSTGRES_MISSING_RELATION: &str = "relation \"main.stg_ordrs\" does not exist\nLINE 1: select * from \"main\".\"stg_ordrs\"\n                      ^";
+
+#[test]
+fn postgres_quoted_hardcoded_relation_becomes_a_ref() {
+    let sql = "select o.* from \"main\".\"stg_ordrs\" as o\n";
+    let fix = fixed(&input(
+        ErrorClass::UnknownRelation,
+        "postgres",
+        POSTGRES_MISSING_RELATION,
+        sql,
+        &[],
+    ));
+    assert_eq!(fix.rule, "hardcoded_relation");
     assert_eq!(
-        propose_fix(&input(
-            ErrorClass::UnknownRelation,
-            "duckdb",
-            DUCKDB_CATALOG_ERROR,
-            sql,
-            &[],
-        )),
-        None
+        fix.fixed_sql,
+        "select o.* from {{ ref('stg_orders') }} as o\n"
     );
+}
+
+/// Two nodes equally near (`stg_ordrs` is one edit from `stg_orders` and from a
+/// `stg_ordes`): no fix.
+#[test]
+fn hardcoded_relation_with_two_near_nodes_is_left_alone() {
+    let nodes: &[&str] = &["stg_orders", "stg_ordes", "orders"];
+    let sql = "select * from main.stg_ordrs\n";
+    let mut i = input(
+        ErrorClass::UnknownRelation,
+        "duckdb",
+        DUCKDB_CATALOG_ERROR,
+        sql,
+        &[],
+    );
+    i.project_node_names = nodes;
+    assert_eq!(propose_fix(&i), None);
 }
 
 /// `select * from {{ ref('coffee_shop', 'stg_ordrs') }}`
@@ -703,5 +744,82 @@ fn an_alias_with_the_misspelt_name_is_kept() {
     assert_eq!(
         fix.fixed_sql,
         "select o.order_id, o.order_date as ordr_date, o.amount from {{ ref('stg_orders') }} as o\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Division by zero
+
+/// DuckDB 2.0.1 (the `duckdb` Python package of `.venv`), `select amount // o.qty::int from
+/// (values (5.0, 0)) o(amount, qty)`, the exception text verbatim; dbt prefixes it with
+/// `Runtime Error in model …`.
+const DUCKDB_DIVISION_BY_ZERO: &str = "Runtime Error in model orders (models/orders.sql)\n  Invalid Input Error: Division by zero in expression (CAST(amount AS DOUBLE) // CAST(qty AS DOUBLE)). Use TRY(...) to return NULL for this expression, or SET error_on_division_by_zero=false to return NULL for all divisions by zero.";
+
+#[test]
+fn duckdb_names_the_divisor_to_guard() {
+    let sql = "select amount / 100 as dollars, amount // o.qty::int as per_item, amount % 7 as m\nfrom {{ ref('stg_orders') }} as o\n";
+    let fix = fixed(&input(
+        ErrorClass::DivisionByZero,
+        "duckdb",
+        DUCKDB_DIVISION_BY_ZERO,
+        sql,
+        &[],
+    ));
+    assert_eq!(fix.rule, "division_by_zero");
+    assert_eq!(
+        fix.fixed_sql,
+        "select amount / 100 as dollars, amount // nullif(o.qty::int, 0) as per_item, amount % 7 as m\nfrom {{ ref('stg_orders') }} as o\n"
+    );
+    assert!(fix.explanation.contains("NULL"), "{}", fix.explanation);
+}
+
+/// Two divisions by `qty`: DuckDB's text does not say which one failed.
+#[test]
+fn duckdb_divisor_named_twice_is_left_alone() {
+    let sql = "select amount // qty as a, amount % qty as b from {{ ref('stg_orders') }}\n";
+    assert_eq!(
+        propose_fix(&input(
+            ErrorClass::DivisionByZero,
+            "duckdb",
+            DUCKDB_DIVISION_BY_ZERO,
+            sql,
+            &[],
+        )),
+        None
+    );
+}
+
+/// PostgreSQL 15.20 via psql, `select x / seat_count as r from (values (5, 0)) as
+/// t(x, seat_count)` (the same for `%`); it names no expression.
+const POSTGRES_DIVISION_BY_ZERO: &str = "division by zero";
+
+#[test]
+fn postgres_guards_the_only_unguarded_division() {
+    let sql = "select amount / 100.0 as dollars, amount / nullif(qty, 0) as per_item,\n    amount / seats as per_seat\nfrom {{ ref('stg_orders') }}\n";
+    let fix = fixed(&input(
+        ErrorClass::DivisionByZero,
+        "postgres",
+        POSTGRES_DIVISION_BY_ZERO,
+        sql,
+        &[],
+    ));
+    assert_eq!(
+        fix.fixed_sql,
+        "select amount / 100.0 as dollars, amount / nullif(qty, 0) as per_item,\n    amount / nullif(seats, 0) as per_seat\nfrom {{ ref('stg_orders') }}\n"
+    );
+}
+
+#[test]
+fn postgres_with_two_unguarded_divisions_is_left_alone() {
+    let sql = "select amount / qty as a, amount / seats as b from {{ ref('stg_orders') }}\n";
+    assert_eq!(
+        propose_fix(&input(
+            ErrorClass::DivisionByZero,
+            "postgres",
+            POSTGRES_DIVISION_BY_ZERO,
+            sql,
+            &[],
+        )),
+        None
     );
 }

@@ -47,6 +47,7 @@ impl Case {
             model_sql: self.sql,
             parents: self.parents,
             project_node_names: &[],
+            project_macro_names: &[],
             source_tables: &[],
             adapter: self.adapter,
             rejected_sql: &[],

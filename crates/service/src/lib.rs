@@ -1,6 +1,7 @@
 //! The one `main` of every service binary (`dbt-ops-detector`, `dbt-ops-fixer`, …), so the
 //! four stay identical: parse `--config`, load settings (a bad value stops here, naming
-//! the key), set up telemetry, connect to NATS, run until SIGTERM or ctrl-c.
+//! the key), set up telemetry, connect to NATS, serve metrics when
+//! `telemetry.metrics_listen` is set, run until SIGTERM or ctrl-c.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ where
         &settings.telemetry,
     ))?;
     let bus = Bus::connect(&settings.nats).await?;
+    // Prometheus /metrics, /healthz, /readyz while the service runs (when configured).
+    let _metrics = dbtops_metrics::start(&bus, &settings.telemetry.metrics_listen).await?;
     run(bus, settings, Box::pin(dbtops_bus::shutdown::signal())).await?;
     Ok(())
 }

@@ -163,6 +163,9 @@ pub struct TelemetrySettings {
     pub log_format: String,
     /// Prefix of a trace's web page (Jaeger, Tempo, Langfuse); the trace id is appended.
     pub trace_url_prefix: String,
+    /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoints, e.g.
+    /// `127.0.0.1:9464`; empty: none.
+    pub metrics_listen: String,
 }
 
 impl Default for TelemetrySettings {
@@ -172,6 +175,7 @@ impl Default for TelemetrySettings {
             log_filter: "info".into(),
             log_format: "text".into(),
             trace_url_prefix: String::new(),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -698,6 +702,21 @@ impl Settings {
                 format!(
                     "must be empty or an address like 127.0.0.1:50051, not {:?}",
                     self.detector.grpc_listen
+                ),
+            ));
+        }
+        if !self.telemetry.metrics_listen.is_empty()
+            && self
+                .telemetry
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(
+                "telemetry.metrics_listen",
+                format!(
+                    "must be empty or an address like 127.0.0.1:9464, not {:?}",
+                    self.telemetry.metrics_listen
                 ),
             ));
         }

@@ -263,6 +263,11 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         .iter()
         .map(String::as_str)
         .collect();
+    let macro_names: Vec<&str> = evidence
+        .project_macro_names
+        .iter()
+        .map(String::as_str)
+        .collect();
     let source_tables: Vec<SourceTable<'_>> = evidence
         .sources
         .iter()
@@ -284,6 +289,7 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         model_sql: &evidence.model_sql,
         parents: &parents,
         project_node_names: &node_names,
+        project_macro_names: &macro_names,
         source_tables: &source_tables,
         adapter: &evidence.adapter,
         rejected_sql: &rejected,

@@ -6,6 +6,8 @@
 
 mod alias_typo;
 mod ambiguous_column;
+mod division_by_zero;
+mod hardcoded_relation;
 mod missing_comma;
 mod missing_group_by;
 mod misspelt_column;
@@ -13,10 +15,14 @@ mod misspelt_ref;
 mod misspelt_source;
 mod renamed_column;
 mod trailing_comma;
+mod unclosed_jinja;
+mod undefined_macro;
 pub mod unknown_function;
 
 pub use alias_typo::{alias_typo, parse_missing_alias};
 pub use ambiguous_column::{ambiguous_column, parse_ambiguous_column};
+pub use division_by_zero::{division_by_zero, parse_division_by_zero, FailingDivision};
+pub use hardcoded_relation::{hardcoded_relation, parse_missing_relation};
 pub use missing_comma::missing_comma;
 pub use missing_group_by::{missing_group_by, parse_group_by_column};
 pub use misspelt_column::misspelt_column;
@@ -24,6 +30,8 @@ pub use misspelt_ref::{misspelt_ref, parse_missing_ref, MissingRef};
 pub use misspelt_source::{misspelt_source, parse_missing_source, MissingSource};
 pub use renamed_column::{rename_kind, renamed_column, RenameKind};
 pub use trailing_comma::trailing_comma;
+pub use unclosed_jinja::{parse_unclosed_tag, unclosed_jinja, UnclosedTag};
+pub use undefined_macro::{parse_undefined_name, undefined_macro, DBT_BUILTINS};
 pub use unknown_function::{parse_unknown_function, unknown_function};
 
 use std::ops::Range;
@@ -80,6 +88,13 @@ pub const RULES: &[Rule] = &[
         apply: alias_typo,
     },
     Rule {
+        name: hardcoded_relation::NAME,
+        // After the rules that read dbt's own wordings: this one answers the
+        // warehouse's "table does not exist" for a name written without `ref()`.
+        classes: &[ErrorClass::UnknownRelation],
+        apply: hardcoded_relation,
+    },
+    Rule {
         name: ambiguous_column::NAME,
         classes: &[ErrorClass::AmbiguousColumn],
         apply: ambiguous_column,
@@ -103,6 +118,23 @@ pub const RULES: &[Rule] = &[
         name: unknown_function::NAME,
         classes: &[ErrorClass::UnknownFunction],
         apply: unknown_function,
+    },
+    Rule {
+        name: division_by_zero::NAME,
+        classes: &[ErrorClass::DivisionByZero],
+        apply: division_by_zero,
+    },
+    Rule {
+        name: undefined_macro::NAME,
+        // dbt's "'x' is undefined" is a compilation error; a detector may label it
+        // either way. The rule insists on that wording.
+        classes: &[ErrorClass::UndefinedMacro, ErrorClass::JinjaCompilation],
+        apply: undefined_macro,
+    },
+    Rule {
+        name: unclosed_jinja::NAME,
+        classes: &[ErrorClass::JinjaCompilation],
+        apply: unclosed_jinja,
     },
 ];
 
@@ -280,7 +312,18 @@ mod tests {
         assert_eq!(names(ErrorClass::UnknownSource), vec!["misspelt_source"]);
         assert_eq!(
             names(ErrorClass::UnknownRelation),
-            vec!["misspelt_ref", "misspelt_source", "alias_typo"]
+            vec![
+                "misspelt_ref",
+                "misspelt_source",
+                "alias_typo",
+                "hardcoded_relation"
+            ]
+        );
+        assert_eq!(names(ErrorClass::UndefinedMacro), vec!["undefined_macro"]);
+        assert_eq!(names(ErrorClass::DivisionByZero), vec!["division_by_zero"]);
+        assert_eq!(
+            names(ErrorClass::JinjaCompilation),
+            vec!["undefined_macro", "unclosed_jinja"]
         );
         assert!(names(ErrorClass::Connection).is_empty());
         assert!(names(ErrorClass::Other).is_empty());
