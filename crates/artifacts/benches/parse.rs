@@ -300,6 +300,12 @@ fn main() {
         child(&mode, &args);
         return;
     }
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: a benchmark
+    // is not a test (nor cheap: it writes a 1 GiB log), so there it only says how to run it.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("benchmark not run: use `cargo bench -p dbtops-artifacts`");
+        return;
+    }
     let log_mb: u64 = std::env::var("DBTOPS_BENCH_LOG_MB")
         .ok()
         .and_then(|v| v.parse().ok())

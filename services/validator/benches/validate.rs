@@ -20,6 +20,12 @@ struct Sample {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: a benchmark
+    // is not a test (nor cheap: dozens of dbt runs), so there it only says how to run it.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("benchmark not run: use `cargo bench -p dbtops-validator`");
+        return Ok(());
+    }
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|runs| runs.parse().ok())
