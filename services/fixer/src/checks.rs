@@ -269,6 +269,16 @@ fn referenced_names(sql: &str) -> Vec<String> {
 /// `"db"."main"."stg_orders"`) of a relation the original reaches through `ref()` or
 /// `source()`: the compiled name pins one environment and hides the dependency from dbt.
 fn check_no_compiled_names(original: &str, fixed: &str) -> Result<(), String> {
+    // With unbalanced delimiters (the very error a Jinja fix repairs) the original cannot
+    // be masked reliably: an unclosed `{{` would blank the rest of the file and make every
+    // later name look new in the fix.
+    let balanced = |sql: &str| {
+        sql.matches("{{").count() == sql.matches("}}").count()
+            && sql.matches("{%").count() == sql.matches("%}").count()
+    };
+    if !balanced(original) {
+        return Ok(());
+    }
     let original_sql = mask_jinja(original).to_ascii_lowercase();
     let fixed_sql = mask_jinja(fixed).to_ascii_lowercase();
     for name in referenced_names(original) {
@@ -448,6 +458,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(refusal.contains("repeats attempt 1"), "{refusal}");
+    }
+
+    #[test]
+    fn closing_an_unclosed_expression_is_not_mistaken_for_compiled_names() {
+        let original = "with orders as (\n    select * from {{ ref('orders')\n    where status = 'ok'\n)\nselect c.id, orders.total from customers c join orders on orders.id = c.id\n";
+        let fixed = original.replace("{{ ref('orders')", "{{ ref('orders') }}");
+        assert_eq!(check_no_compiled_names(original, &fixed), Ok(()));
+        // Balanced originals are still checked.
+        let balanced = "select * from {{ ref('orders') }}\n";
+        assert!(check_no_compiled_names(balanced, "select * from main.orders\n").is_err());
     }
 
     #[test]
