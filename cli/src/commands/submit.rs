@@ -122,38 +122,12 @@ async fn publish_submission(
     artifacts: &dbtops_artifacts::RunArtifacts,
     submission_id: String,
 ) -> Result<Submitted, SubmitError> {
-    let limit = bus.settings().inline_artifact_limit_bytes;
-    let mut sent = Vec::new();
-    for (kind, content) in project::artifact_list(artifacts)? {
-        let size_bytes = content.len() as u64;
-        let body = if size_bytes > limit {
-            let name = format!("{submission_id}/{kind}");
-            bus.put_artifact(&name, &content).await?;
-            v1::artifact::Body::ObjectName(name)
-        } else {
-            v1::artifact::Body::Inline(content)
-        };
-        sent.push(v1::Artifact {
-            kind: kind.to_owned(),
-            body: Some(body),
-            size_bytes,
-        });
-    }
-    let message = v1::RunSubmitted {
-        submission_id: submission_id.clone(),
-        project: Some(project),
-        artifacts: sent,
-        submitted_at: dbtops_bus::incidents::now_rfc3339(),
-    };
-    bus.publish(
-        &bus.subjects().run_submitted(),
-        &format!("{submission_id}.submitted"),
-        &message,
-    )
-    .await?;
+    let sent = bus
+        .submit_run(project, project::artifact_list(artifacts)?, &submission_id)
+        .await?;
     Ok(Submitted {
         submission_id,
-        artifacts: message.artifacts.len(),
+        artifacts: sent,
     })
 }
 

@@ -255,6 +255,50 @@ impl Bus {
             .await
     }
 
+    /// Publishes a finished run's artifacts on `run.submitted` as `submission_id`:
+    /// artifacts over `inline_artifact_limit_bytes` go through the object store, the rest
+    /// inline. Returns how many artifacts were sent. The one path behind `dbt-ops submit`
+    /// and the detector's watch mode.
+    pub async fn submit_run(
+        &self,
+        project: dbtops_proto::v1::ProjectRef,
+        files: Vec<(&str, Vec<u8>)>,
+        submission_id: &str,
+    ) -> Result<usize, BusError> {
+        use dbtops_proto::v1;
+        let limit = self.settings.inline_artifact_limit_bytes;
+        let mut artifacts = Vec::new();
+        for (kind, content) in files {
+            let size_bytes = content.len() as u64;
+            let body = if size_bytes > limit {
+                let name = format!("{submission_id}/{kind}");
+                self.put_artifact(&name, &content).await?;
+                v1::artifact::Body::ObjectName(name)
+            } else {
+                v1::artifact::Body::Inline(content)
+            };
+            artifacts.push(v1::Artifact {
+                kind: kind.to_owned(),
+                body: Some(body),
+                size_bytes,
+            });
+        }
+        let sent = artifacts.len();
+        let message = v1::RunSubmitted {
+            submission_id: submission_id.to_owned(),
+            project: Some(project),
+            artifacts,
+            submitted_at: crate::incidents::now_rfc3339(),
+        };
+        self.publish(
+            &self.subjects.run_submitted(),
+            &format!("{submission_id}.submitted"),
+            &message,
+        )
+        .await?;
+        Ok(sent)
+    }
+
     /// Publishes bytes as they are, with the given headers (dead letters, tests of bad
     /// input).
     pub async fn publish_raw(

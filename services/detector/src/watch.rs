@@ -23,7 +23,6 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use dbtops_bus::Bus;
-use dbtops_proto::v1;
 use dbtops_settings::DetectorSettings;
 use tracing::Instrument;
 
@@ -418,47 +417,8 @@ async fn submit(
         files.push((artifact_kind::DBT_LOG, tail));
     }
     let submission_id = format!("watch-{}", pickup.invocation_id);
-    publish(bus, project, files, &submission_id).await?;
+    bus.submit_run(project, files, &submission_id).await?;
     tracing::info!(message = "Submitted a finished run.", submission_id = %submission_id);
-    Ok(())
-}
-
-/// Publishes a `RunSubmitted`; artifacts over the inline limit go through the object store.
-async fn publish(
-    bus: &Bus,
-    project: v1::ProjectRef,
-    files: Vec<(&'static str, Vec<u8>)>,
-    submission_id: &str,
-) -> Result<(), dbtops_bus::BusError> {
-    let limit = bus.settings().inline_artifact_limit_bytes;
-    let mut artifacts = Vec::new();
-    for (kind, content) in files {
-        let size_bytes = content.len() as u64;
-        let body = if size_bytes > limit {
-            let name = format!("{submission_id}/{kind}");
-            bus.put_artifact(&name, &content).await?;
-            v1::artifact::Body::ObjectName(name)
-        } else {
-            v1::artifact::Body::Inline(content)
-        };
-        artifacts.push(v1::Artifact {
-            kind: kind.to_owned(),
-            body: Some(body),
-            size_bytes,
-        });
-    }
-    let message = v1::RunSubmitted {
-        submission_id: submission_id.to_owned(),
-        project: Some(project),
-        artifacts,
-        submitted_at: dbtops_bus::incidents::now_rfc3339(),
-    };
-    bus.publish(
-        &bus.subjects().run_submitted(),
-        &format!("{submission_id}.submitted"),
-        &message,
-    )
-    .await?;
     Ok(())
 }
 
