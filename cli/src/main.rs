@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dbt_ops::commands::{detect, submit, up, watch};
+use dbt_ops::commands::{dashboard, detect, submit, up, watch};
 use dbtops_settings::Settings;
 use dbtops_telemetry::TelemetryConfig;
 
@@ -95,6 +95,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a live web dashboard of the incidents (read-only) until ctrl-c.
+    Dashboard {
+        /// Address to serve on. Anything but loopback shows incidents (SQL, errors) to the
+        /// network: the dashboard has no authentication of its own.
+        #[arg(long, default_value = dashboard::DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Measure the system on this machine: pipeline overhead per incident (submit →
+    /// branch, dbt and LLM time taken out) and fixer throughput under a burst.
+    Bench(dbt_ops::commands::bench::BenchArgs),
     /// Print every event on the bus as it happens.
     Watch {
         /// Only this subject (wildcards allowed).
@@ -123,14 +133,19 @@ async fn main() -> anyhow::Result<()> {
     // One-shot commands print results on stdout; keep the client's chatter out of the way.
     let is_default_filter =
         settings.telemetry.log_filter == Settings::default().telemetry.log_filter;
-    if !matches!(cli.command, Command::Up) && is_default_filter {
+    if !matches!(cli.command, Command::Up | Command::Bench(_)) && is_default_filter {
         settings.telemetry.log_filter = "warn".into();
     }
-    let _telemetry = dbtops_telemetry::init(&TelemetryConfig::from_settings(
-        "dbt-ops",
-        &settings.telemetry,
-    ))?;
+    // `bench` sets up its own telemetry: it reads the services' spans back in memory.
+    let _telemetry = match cli.command {
+        Command::Bench(_) => None,
+        _ => Some(dbtops_telemetry::init(&TelemetryConfig::from_settings(
+            "dbt-ops",
+            &settings.telemetry,
+        ))?),
+    };
     match cli.command {
+        Command::Bench(args) => dbt_ops::commands::bench::run(args, settings).await?,
         Command::Up => {
             let (bus, server) = up::connect_or_start(&mut settings).await?;
             let metrics = dbtops_metrics::start(&bus, &settings.telemetry.metrics_listen).await?;
@@ -288,6 +303,25 @@ async fn main() -> anyhow::Result<()> {
                 "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
             )?;
             dbt_ops::commands::report::print(&bus, &since, json).await?;
+        }
+        Command::Dashboard { listen } => {
+            up::resolve_nats_url(&mut settings.nats);
+            let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
+                "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
+            )?;
+            let listener = dashboard::bind(&listen).await?;
+            let address = listener.local_addr()?;
+            if !address.ip().is_loopback() {
+                eprintln!("warning: the dashboard has no authentication and listens on {address}");
+            }
+            eprintln!("dashboard on http://{address}/ ; ctrl-c to stop");
+            dashboard::serve(
+                listener,
+                bus,
+                dashboard::DashboardOptions::from_settings(&settings),
+                dbtops_bus::shutdown::signal(),
+            )
+            .await?;
         }
         Command::Watch { subject, replay } => {
             up::resolve_nats_url(&mut settings.nats);

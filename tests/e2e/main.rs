@@ -1,8 +1,11 @@
 //! End to end: a broken model in a real git repository, a real dbt run, a real
 //! nats-server, the four services — and what comes out the other end.
 
+mod cluster;
 mod fake_llm;
 mod faults;
+mod kill_drills;
+mod lineage;
 
 use std::time::Duration;
 
@@ -201,6 +204,8 @@ async fn a_proposal_that_never_validates_is_abandoned_after_max_attempts() {
     .await;
     let system = TestSystem::start(|settings| {
         settings.fixer.max_attempts = 3;
+        // The type_mismatch rule would fix this breakage: the LLM path is under test.
+        settings.fixer.rules_enabled = false;
         settings.fixer.providers = vec![llm.provider("fake")];
     })
     .await;
@@ -255,6 +260,8 @@ async fn an_llm_proposal_is_validated_and_delivered() {
     let fixed = original.clone();
     let llm = fake_llm::FakeLlm::start(move |_, _| fake_llm::answer(CUSTOMERS, &fixed)).await;
     let system = TestSystem::start(|settings| {
+        // The type_mismatch rule would fix this breakage: the LLM path is under test.
+        settings.fixer.rules_enabled = false;
         settings.fixer.providers = vec![llm.provider("fake")];
     })
     .await;

@@ -14,6 +14,12 @@ use opentelemetry_sdk::trace::InMemorySpanExporter;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod cluster;
+pub mod processes;
+
+pub use cluster::NatsCluster;
+pub use processes::{ProcessSystem, ServiceProcess};
+
 /// The repository root (this crate sits in `tests/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

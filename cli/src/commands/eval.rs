@@ -21,12 +21,20 @@
 //! the accepted content defaults to the unbroken file. A fix is *correct* when its content
 //! equals the accepted content, or when the model built from it gives the same rows as the
 //! unbroken model on the example data.
+//!
+//! Beyond the scores, the report says who fixed what and at what cost, read from the
+//! stream: which fixable cases the rules solved alone (no LLM call), how long the fixer's
+//! rule stage took per attempt (the `dbtops-rule-stage-us` header of `fix.proposed`, or
+//! the abandonment's detail), and how many LLM tokens each incident an LLM fixed used
+//! (`incident_usage` of its validated proposal). [`EvalOptions::llm_note`] says where the
+//! LLM figures come from when that is not a real model (a local fake in tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dbtops_bus::{Bus, NatsServer};
+use dbtops_proto::v1;
 use dbtops_settings::Settings;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -126,6 +134,90 @@ pub struct CaseResult {
     /// What went wrong in running the case, if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The strategy of each validated proposal (`rule:misspelt_column`,
+    /// `llm:openai/gpt-4.1-mini`), one per incident that got a branch.
+    pub strategies: Vec<String>,
+    /// A correct fix, and every validated proposal came from a rule: no LLM call.
+    pub solved_by_rules: bool,
+    /// A correct fix with at least one validated proposal from an LLM.
+    pub solved_by_llm: bool,
+    /// The fixer's rule stage, in microseconds, once per attempt that ran it.
+    pub rule_stage_us: Vec<f64>,
+    /// LLM tokens of each incident whose validated proposal came from an LLM (the
+    /// incident's total over its attempts).
+    pub llm_fixed_incidents: Vec<IncidentTokens>,
+}
+
+/// The LLM tokens one incident used, over all its attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IncidentTokens {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Answer tokens.
+    pub output_tokens: u64,
+    /// LLM calls, as the validated proposal's usage counts them (earlier attempts'
+    /// calls are not carried forward, their tokens are).
+    pub calls: u32,
+}
+
+impl IncidentTokens {
+    /// Prompt and answer tokens.
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// The median and 90th percentile of some figures, and how many there were.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// How many values.
+    pub count: usize,
+    /// The median (nearest rank).
+    pub p50: f64,
+    /// The 90th percentile (nearest rank).
+    pub p90: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values`; `None` when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let mut values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let index = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+            values[index]
+        };
+        Some(Self {
+            count: values.len(),
+            p50: rank(0.5),
+            p90: rank(0.9),
+        })
+    }
+}
+
+/// LLM tokens per incident an LLM fixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LlmTokenFigures {
+    /// Prompt + answer tokens.
+    pub total: Percentiles,
+    /// Prompt tokens.
+    pub input: Percentiles,
+    /// Answer tokens.
+    pub output: Percentiles,
+}
+
+/// How to run an evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// How long to wait for each case's outcomes.
+    pub timeout: Duration,
+    /// Where the LLM figures come from when that is not a real model, printed with them
+    /// (e.g. a local fake server answering with the accepted fix: its token counts are
+    /// the sizes of our prompts, not a model's behaviour).
+    pub llm_note: Option<String>,
 }
 
 /// The scores over a corpus.
@@ -153,14 +245,72 @@ pub struct EvalReport {
     pub mean_attempts: f64,
     /// Mean seconds per case.
     pub mean_seconds: f64,
+    /// Fixable cases solved (correct fix) by rules alone, without an LLM call.
+    pub solved_by_rules: usize,
+    /// Fixable cases solved with an LLM's proposal.
+    pub solved_by_llm: usize,
+    /// The fixer's rule stage per attempt, in microseconds; `None` when no attempt ran it
+    /// (rules off).
+    pub rule_stage_us: Option<Percentiles>,
+    /// Whether the rule stage was timed in a debug build (slower than a release build).
+    pub debug_build: bool,
+    /// Tokens per LLM-fixed incident; `None` when no incident was fixed by an LLM.
+    pub llm_tokens_per_fixed_incident: Option<LlmTokenFigures>,
+    /// The LLM strategies whose proposals were validated (`llm:<provider>/<model>`).
+    pub llm_strategies: Vec<String>,
+    /// `fixer.rules_enabled` of the run.
+    pub rules_enabled: bool,
+    /// The configured providers (`name/model`), in order; empty: rules only.
+    pub providers: Vec<String>,
+    /// Where the LLM figures come from when that is not a real model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_note: Option<String>,
 }
 
 impl EvalReport {
-    fn from_cases(cases: Vec<CaseResult>) -> Self {
+    fn from_cases(cases: Vec<CaseResult>, settings: &Settings, llm_note: Option<String>) -> Self {
         let count = |f: &dyn Fn(&CaseResult) -> bool| cases.iter().filter(|c| f(c)).count();
         let total = cases.len();
         let denominator = total.max(1) as f64;
+        let llm_fixed: Vec<IncidentTokens> = cases
+            .iter()
+            .flat_map(|c| c.llm_fixed_incidents.iter().copied())
+            .collect();
+        let llm_tokens_per_fixed_incident =
+            Percentiles::of(llm_fixed.iter().map(|t| t.total() as f64)).map(|total| {
+                LlmTokenFigures {
+                    total,
+                    input: Percentiles::of(llm_fixed.iter().map(|t| t.input_tokens as f64))
+                        .unwrap_or_default(),
+                    output: Percentiles::of(llm_fixed.iter().map(|t| t.output_tokens as f64))
+                        .unwrap_or_default(),
+                }
+            });
+        let mut llm_strategies: Vec<String> = cases
+            .iter()
+            .flat_map(|c| c.strategies.iter())
+            .filter(|s| s.starts_with("llm:"))
+            .cloned()
+            .collect();
+        llm_strategies.sort();
+        llm_strategies.dedup();
         Self {
+            solved_by_rules: count(&|c| c.fixable && c.solved_by_rules),
+            solved_by_llm: count(&|c| c.fixable && c.solved_by_llm),
+            rule_stage_us: Percentiles::of(
+                cases.iter().flat_map(|c| c.rule_stage_us.iter().copied()),
+            ),
+            debug_build: cfg!(debug_assertions),
+            llm_tokens_per_fixed_incident,
+            llm_strategies,
+            rules_enabled: settings.fixer.rules_enabled,
+            providers: settings
+                .fixer
+                .providers
+                .iter()
+                .map(|p| format!("{}/{}", p.name, p.model))
+                .collect(),
+            llm_note,
             total,
             detected: count(&|c| c.detected),
             class_correct: count(&|c| c.class_correct),
@@ -179,12 +329,19 @@ impl EvalReport {
     pub fn table(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let mut out = format!(
-            "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:>4} {:>7}  outcomes\n",
-            "case", "fixable", "found", "class", "branch", "correct", "human", "att", "secs"
+            "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:<5} {:>4} {:>7}  outcomes\n",
+            "case", "fixable", "found", "class", "branch", "correct", "human", "by", "att", "secs"
         );
         for c in &self.cases {
+            let by = if c.solved_by_rules {
+                "rule"
+            } else if c.solved_by_llm {
+                "llm"
+            } else {
+                "-"
+            };
             out.push_str(&format!(
-                "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:>4} {:>7.1}  {}{}\n",
+                "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:<5} {:>4} {:>7.1}  {}{}\n",
                 c.name,
                 yes(c.fixable),
                 yes(c.detected),
@@ -192,6 +349,7 @@ impl EvalReport {
                 yes(c.validated),
                 yes(c.correct_fix),
                 yes(c.routed_to_human),
+                by,
                 c.attempts,
                 c.seconds,
                 c.outcomes.join(", "),
@@ -218,6 +376,46 @@ impl EvalReport {
             self.mean_attempts,
             self.mean_seconds,
         ));
+        out.push_str(&format!(
+            "solved by rules alone {}{}\nsolved with an LLM    {}\n",
+            pct(self.solved_by_rules, self.fixable),
+            if self.rules_enabled {
+                ""
+            } else {
+                "  (rules off: fixer.rules_enabled = false)"
+            },
+            pct(self.solved_by_llm, self.fixable),
+        ));
+        let build = if self.debug_build {
+            "debug build"
+        } else {
+            "release build"
+        };
+        out.push_str(&match &self.rule_stage_us {
+            Some(p) => format!(
+                "rule stage           p50 {:.1} µs, p90 {:.1} µs over {} attempt(s) ({build})\n",
+                p.p50, p.p90, p.count
+            ),
+            None => "rule stage           - (no attempt ran the rules)\n".to_owned(),
+        });
+        let source = if self.llm_strategies.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", self.llm_strategies.join(", "))
+        };
+        out.push_str(&match &self.llm_tokens_per_fixed_incident {
+            Some(t) => format!(
+                "LLM tokens/fixed inc. median {:.0}, p90 {:.0} over {} incident(s) (prompt median {:.0}, p90 {:.0}; answer median {:.0}, p90 {:.0}){source}\n",
+                t.total.p50, t.total.p90, t.total.count, t.input.p50, t.input.p90, t.output.p50, t.output.p90
+            ),
+            None if self.providers.is_empty() => {
+                "LLM tokens/fixed inc. - (no LLM provider configured)\n".to_owned()
+            }
+            None => "LLM tokens/fixed inc. - (no incident was fixed by an LLM)\n".to_owned(),
+        });
+        if let Some(note) = &self.llm_note {
+            out.push_str(&format!("NOTE on LLM figures: {note}\n"));
+        }
         out
     }
 }
@@ -261,9 +459,27 @@ fn resolve_project(start: &Path, relative: &str) -> Option<PathBuf> {
 /// and validator workspace are replaced by private ones).
 pub async fn eval(
     corpus: &Path,
-    mut settings: Settings,
+    settings: Settings,
     timeout: Duration,
 ) -> Result<EvalReport, EvalError> {
+    eval_with(
+        corpus,
+        settings,
+        EvalOptions {
+            timeout,
+            llm_note: None,
+        },
+    )
+    .await
+}
+
+/// [`eval`] with options.
+pub async fn eval_with(
+    corpus: &Path,
+    mut settings: Settings,
+    options: EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let timeout = options.timeout;
     let cases = load_corpus(corpus)?;
     let scratch = tempfile::tempdir().map_err(io("cannot create a temp dir"))?;
     let server = NatsServer::start(&scratch.path().join("nats"))
@@ -321,7 +537,7 @@ pub async fn eval(
         eprintln!("note: services stopped with: {error}");
     }
     drop(server);
-    Ok(EvalReport::from_cases(results))
+    Ok(EvalReport::from_cases(results, &settings, options.llm_note))
 }
 
 async fn run_case(
@@ -435,6 +651,7 @@ async fn run_case(
             correct_fix &= correct;
         }
     }
+    let spend = who_fixed(bus, &submitted.submission_id, &outcomes).await?;
     let outcome_lines = records
         .iter()
         .map(|(o, r)| {
@@ -458,6 +675,107 @@ async fn run_case(
         seconds,
         outcomes: outcome_lines,
         error: None,
+        solved_by_rules: correct_fix
+            && !spend.strategies.is_empty()
+            && spend.strategies.iter().all(|s| s.starts_with("rule:")),
+        solved_by_llm: correct_fix && spend.strategies.iter().any(|s| s.starts_with("llm:")),
+        strategies: spend.strategies,
+        rule_stage_us: spend.rule_stage_us,
+        llm_fixed_incidents: spend.llm_fixed_incidents,
+    })
+}
+
+/// Who fixed a case's incidents and at what cost, read from the stream.
+struct WhoFixed {
+    strategies: Vec<String>,
+    rule_stage_us: Vec<f64>,
+    llm_fixed_incidents: Vec<IncidentTokens>,
+}
+
+/// Reads the proposals of `submission_id`'s incidents: cases of one corpus can share an
+/// incident id (the same model failing the same way), so the submission tells them apart.
+async fn who_fixed(
+    bus: &Bus,
+    submission_id: &str,
+    outcomes: &[crate::commands::submit::IncidentOutcome],
+) -> Result<WhoFixed, EvalError> {
+    let system = |error: dbtops_bus::BusError| EvalError::System(error.to_string());
+    let ids: std::collections::BTreeSet<&str> =
+        outcomes.iter().map(|o| o.incident_id.as_str()).collect();
+    // The incident's id when it came from this submission.
+    let incident_of = |incident: &Option<v1::FailureDetected>| {
+        incident
+            .as_ref()
+            .filter(|i| i.submission_id == submission_id)
+            .map(|i| i.incident_id.clone())
+            .unwrap_or_default()
+    };
+    let mut rule_stage_us = Vec::new();
+    for message in bus
+        .replay(&bus.subjects().fix_proposed())
+        .await
+        .map_err(system)?
+    {
+        let Ok(proposed) = message.decode::<v1::FixProposed>() else {
+            continue;
+        };
+        if !ids.contains(incident_of(&proposed.incident).as_str()) {
+            continue;
+        }
+        if let Some(micros) = message
+            .headers
+            .get(dbtops_fixer::RULE_STAGE_HEADER)
+            .and_then(|value| dbtops_fixer::parse_rule_stage_micros(value.as_str()))
+        {
+            rule_stage_us.push(micros);
+        }
+    }
+    // An attempt that ended the incident without a proposal carries its rule stage in
+    // the abandonment's detail.
+    rule_stage_us.extend(
+        outcomes
+            .iter()
+            .filter(|o| o.outcome == "abandoned")
+            .filter_map(|o| o.detail.as_deref())
+            .filter_map(dbtops_fixer::parse_rule_stage_micros),
+    );
+    let mut strategies = Vec::new();
+    let mut llm_fixed_incidents = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let validated = bus
+        .replay(&bus.subjects().fix_validated())
+        .await
+        .map_err(system)?;
+    // The newest validation of each incident: a reopened incident may have older ones.
+    for message in validated.iter().rev() {
+        let Ok(validated) = message.decode::<v1::FixValidated>() else {
+            continue;
+        };
+        let incident_id = incident_of(&validated.incident);
+        if !ids.contains(incident_id.as_str()) || !seen.insert(incident_id) {
+            continue;
+        }
+        let Some(proposal) = validated.proposal else {
+            continue;
+        };
+        if proposal.strategy.starts_with("llm:") {
+            let usage = proposal
+                .incident_usage
+                .or(proposal.usage)
+                .unwrap_or_default();
+            llm_fixed_incidents.push(IncidentTokens {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                calls: usage.calls,
+            });
+        }
+        strategies.push(proposal.strategy);
+    }
+    strategies.sort();
+    Ok(WhoFixed {
+        strategies,
+        rule_stage_us,
+        llm_fixed_incidents,
     })
 }
 
@@ -604,4 +922,19 @@ fn run_dbt(dbt: &Path, project: &Path, args: &[&str]) -> Result<(bool, String), 
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = Percentiles::of((1..=10).map(f64::from)).unwrap_or_default();
+        assert_eq!((p.count, p.p50, p.p90), (10, 5.0, 9.0));
+        let one = Percentiles::of([7.5]).unwrap_or_default();
+        assert_eq!((one.p50, one.p90), (7.5, 7.5));
+        assert_eq!(Percentiles::of(Vec::new()), None);
+        assert_eq!(Percentiles::of([f64::NAN]), None);
+    }
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod bench;
+pub mod dashboard;
 pub mod detect;
 pub mod eval;
 pub mod report;

@@ -5,6 +5,8 @@
 //! tokens), estimated at four characters a token. Over budget, the evidence is trimmed in
 //! this order, each step only while still over, each recorded in `Evidence.trimmed`:
 //!
+//! 0. ancestor models' SQL (shipped only with `fixer.fix_scope = "lineage"`), farthest
+//!    generation first, then the nearest ones, largest first;
 //! 1. the compiled SQL, to the lines around the error line (when the error names one);
 //! 2. the compiled SQL, dropped (the model's own SQL says the same with its Jinja);
 //! 3. the project's node names, to the 50 nearest the names the error quotes, then 10;
@@ -69,6 +71,12 @@ pub fn failure_tokens(f: &Failure) -> u32 {
     }
     if let Some(loc) = &ev.error_location {
         total = total.saturating_add(estimate_tokens(&loc.model_line_text) + 4);
+    }
+    for a in &ev.ancestors {
+        total = total
+            .saturating_add(estimate_tokens(&a.path))
+            .saturating_add(estimate_tokens(&a.raw_sql))
+            .saturating_add(4);
     }
     total
 }
@@ -153,6 +161,28 @@ pub fn apply_token_budget(f: &mut Failure, budget: u32) {
     let targets = quoted_names(&f.message);
     let mut steps: Vec<String> = Vec::new();
     let over = |f: &Failure| failure_tokens(f) > budget;
+
+    // 0. Ancestors: the farthest generation first, the largest file first within one.
+    if over(f) && !f.evidence.ancestors.is_empty() {
+        let mut order: Vec<(u32, usize, String)> = f
+            .evidence
+            .ancestors
+            .iter()
+            .map(|a| (a.depth, a.raw_sql.len(), a.unique_id.clone()))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        let mut dropped = Vec::new();
+        for (_, _, unique_id) in order {
+            if !over(f) {
+                break;
+            }
+            f.evidence.ancestors.retain(|a| a.unique_id != unique_id);
+            dropped.push(unique_id);
+        }
+        if !dropped.is_empty() {
+            steps.push(format!("ancestors: dropped {}", dropped.join(", ")));
+        }
+    }
 
     // 1–2. Compiled SQL: the window around the error line, then nothing.
     if over(f) && !f.evidence.compiled_sql.is_empty() {

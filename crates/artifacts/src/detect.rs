@@ -22,7 +22,7 @@ use crate::log::{parse_log, LogFailure, LogInvocation, LogSummary, Outcome};
 use crate::manifest::{parse_manifest, parse_run_results, Manifest, RunResults};
 use crate::project::ProjectLayout;
 use crate::text::{signature, strip_ansi, trim_message};
-use crate::{Detection, Failure, RunArtifacts};
+use crate::{DetectOptions, Detection, ErrorClass, Failure, RunArtifacts};
 
 /// run_results statuses that are failures (`runtime error` is older dbt's spelling).
 const FAILING: &[&str] = &["error", "fail", "runtime error"];
@@ -52,6 +52,14 @@ enum Verdict<'a> {
 /// Fails only when no artifact was given ([`ArtifactError::NoArtifacts`]) or none that
 /// records a run could be read ([`ArtifactError::NothingUsable`]); anything less is a note.
 pub fn detect(artifacts: &RunArtifacts) -> Result<Detection, ArtifactError> {
+    detect_with(artifacts, &DetectOptions::default())
+}
+
+/// [`detect`], assembling what `options` asks for besides (the ancestors' SQL).
+pub fn detect_with(
+    artifacts: &RunArtifacts,
+    options: &DetectOptions,
+) -> Result<Detection, ArtifactError> {
     if artifacts.run_results.is_none()
         && artifacts.manifest.is_none()
         && artifacts.dbt_log.is_none()
@@ -172,6 +180,12 @@ pub fn detect(artifacts: &RunArtifacts) -> Result<Detection, ArtifactError> {
         ),
         Verdict::Nothing => (Vec::new(), BTreeMap::new()),
     };
+    unit_test_errors_to_models(
+        &mut seeds,
+        manifest.as_ref(),
+        adapter.as_deref(),
+        &mut notes,
+    );
     dedupe(&mut seeds);
 
     let succeeded_nodes: Vec<String> = statuses
@@ -212,7 +226,8 @@ pub fn detect(artifacts: &RunArtifacts) -> Result<Detection, ArtifactError> {
         artifacts.project_files.as_ref(),
         &layout,
         project_name.as_deref(),
-    );
+    )
+    .with_lineage_depth(options.lineage_depth);
     let failures = seeds
         .iter()
         .map(|seed| {
@@ -597,6 +612,55 @@ fn path_in_message(message: &str) -> Option<String> {
         .map(|m| m.as_str().to_owned())
 }
 
+/// A unit test that fails with a database or compilation error — not rows that differ
+/// from the expected ones — is its model's SQL failing: `dbt build` runs a model's unit
+/// tests before the model, so a broken model shows up there first, and the model itself
+/// is only skipped. Such a failure becomes the model's, so it is fixed like one.
+fn unit_test_errors_to_models(
+    seeds: &mut [Seed],
+    manifest: Option<&Manifest>,
+    adapter: Option<&str>,
+    notes: &mut Vec<String>,
+) {
+    let Some(manifest) = manifest else {
+        return;
+    };
+    for seed in seeds.iter_mut().filter(|s| s.resource_type == "unit_test") {
+        let class = classify(adapter, "model", &seed.message).class;
+        if class == ErrorClass::Other || class == ErrorClass::YamlConfig || class_needs_human(class)
+        {
+            continue;
+        }
+        let tested = manifest
+            .nodes
+            .get(&seed.unique_id)
+            .and_then(|test| {
+                test.depends_on
+                    .nodes
+                    .iter()
+                    .find(|id| id.starts_with("model."))
+            })
+            .and_then(|id| manifest.nodes.get(id).map(|model| (id, model)));
+        let Some((model_id, model)) = tested else {
+            continue;
+        };
+        let Some(path) = model.original_file_path.clone() else {
+            continue;
+        };
+        notes.push(format!(
+            "{} failed with a {} error, not a row mismatch: reported as {model_id}'s failure",
+            seed.unique_id,
+            class.label()
+        ));
+        seed.unique_id = model_id.clone();
+        seed.name = model.name.clone();
+        seed.path = path;
+        seed.resource_type = "model".to_owned();
+        // The unit test's compiled SQL holds its fixtures, not the model's relations.
+        seed.compiled_sql = None;
+    }
+}
+
 fn dedupe(seeds: &mut Vec<Seed>) {
     let mut seen = BTreeSet::new();
     seeds.retain(|s| {
@@ -627,6 +691,9 @@ struct Graph {
     parents: BTreeMap<String, Vec<String>>,
     /// Tests attached to a node: in `dbt build` a failing test skips its model's children.
     tests_of: BTreeMap<String, Vec<String>>,
+    /// Unit tests of a model: they run before it, so a failing one skips the model itself
+    /// (and, through it, its children).
+    unit_tests_of: BTreeMap<String, Vec<String>>,
 }
 
 impl Graph {
@@ -639,6 +706,7 @@ impl Graph {
         let mut g = Graph {
             parents: BTreeMap::new(),
             tests_of: BTreeMap::new(),
+            unit_tests_of: BTreeMap::new(),
         };
         if let Some(m) = manifest {
             for (id, node) in &m.nodes {
@@ -647,9 +715,14 @@ impl Graph {
                     .get(id)
                     .cloned()
                     .unwrap_or_else(|| node.depends_on.nodes.clone());
-                if node.resource_type == "test" {
+                let attached = match node.resource_type.as_str() {
+                    "test" => Some(&mut g.tests_of),
+                    "unit_test" => Some(&mut g.unit_tests_of),
+                    _ => None,
+                };
+                if let Some(attached) = attached {
                     for p in &parents {
-                        g.tests_of.entry(p.clone()).or_default().push(id.clone());
+                        attached.entry(p.clone()).or_default().push(id.clone());
                     }
                 }
                 g.parents.insert(id.clone(), parents);
@@ -726,6 +799,17 @@ fn blast_radius(
                     if t != id && failing.contains(t.as_str()) {
                         causes.insert(t.as_str());
                     }
+                }
+            }
+            // A failing unit test skips its model, the skipped node itself included.
+            for t in graph
+                .unit_tests_of
+                .get(n)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if failing.contains(t.as_str()) {
+                    causes.insert(t.as_str());
                 }
             }
             for p in graph.parents.get(n).map(Vec::as_slice).unwrap_or_default() {

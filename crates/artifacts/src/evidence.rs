@@ -18,7 +18,7 @@ use crate::manifest::{Manifest, ManifestNode};
 use crate::project::{ProjectFiles, ProjectLayout};
 use crate::sql::{self, ColumnResolver, Relation, MAX_DEPTH};
 use crate::yaml::{self, Yaml};
-use crate::{ErrorClass, Evidence, ParentColumns, SourceDef};
+use crate::{AncestorModel, ErrorClass, Evidence, ParentColumns, SourceDef};
 
 /// Longest YAML file quoted whole (for YAML errors).
 const MAX_YAML_QUOTE: usize = 16 * 1024;
@@ -37,6 +37,8 @@ pub(crate) struct EvidenceSources<'a> {
     sources_cache: OnceCell<Vec<SourceDef>>,
     /// Every node name, computed once.
     names_cache: OnceCell<Vec<String>>,
+    /// Generations of ancestor models to ship (0: none).
+    lineage_depth: u32,
 }
 
 /// A relation's columns, where they came from, and its unique id.
@@ -74,7 +76,64 @@ impl<'a> EvidenceSources<'a> {
             memo: RefCell::new(BTreeMap::new()),
             sources_cache: OnceCell::new(),
             names_cache: OnceCell::new(),
+            lineage_depth: 0,
         }
+    }
+
+    /// Ships the SQL of `depth` generations of ancestor models with each failure.
+    pub(crate) fn with_lineage_depth(mut self, depth: u32) -> Self {
+        self.lineage_depth = depth;
+        self
+    }
+
+    /// The failing node's ancestor models up to `lineage_depth` generations, nearest
+    /// first (breadth first over `depends_on`), each once; seeds, sources and other
+    /// non-model nodes are passed through but not shipped.
+    fn ancestors(&self, unique_id: &str) -> Vec<AncestorModel> {
+        let Some(manifest) = self.manifest else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::from([unique_id]);
+        let mut frontier = vec![unique_id];
+        for depth in 1..=self.lineage_depth {
+            let mut next = Vec::new();
+            for id in frontier {
+                let Some(node) = manifest.nodes.get(id) else {
+                    continue;
+                };
+                for parent_id in &node.depends_on.nodes {
+                    if !seen.insert(parent_id.as_str()) {
+                        continue;
+                    }
+                    let Some(parent) = manifest.nodes.get(parent_id) else {
+                        continue;
+                    };
+                    next.push(parent_id.as_str());
+                    let Some(path) = parent.original_file_path.as_deref() else {
+                        continue;
+                    };
+                    if parent.resource_type != "model" || !path.ends_with(".sql") {
+                        continue;
+                    }
+                    let raw_sql = self
+                        .file(path)
+                        .map(str::to_owned)
+                        .or_else(|| parent.raw_code.clone())
+                        .unwrap_or_default();
+                    found.push(AncestorModel {
+                        unique_id: parent_id.clone(),
+                        name: parent.name.clone(),
+                        path: path.to_owned(),
+                        raw_sql,
+                        depth,
+                        materialized: parent.config.materialized.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            frontier = next;
+        }
+        found
     }
 
     fn file(&self, path: &str) -> Option<&'a str> {
@@ -131,6 +190,11 @@ impl<'a> EvidenceSources<'a> {
                 Vec::new()
             },
             error_location,
+            ancestors: if self.lineage_depth > 0 {
+                self.ancestors(s.unique_id)
+            } else {
+                Vec::new()
+            },
             ..Evidence::default()
         }
     }

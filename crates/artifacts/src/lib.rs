@@ -48,7 +48,7 @@ use sha2::{Digest, Sha256};
 pub use budget::{apply_token_budget, estimate_tokens, failure_tokens, CHARS_PER_TOKEN};
 pub use classify::{class_needs_human, classify, ClassRule, Classification, CLASS_RULES};
 pub use dbtops_proto::v1::ErrorClass;
-pub use detect::detect;
+pub use detect::{detect, detect_with};
 pub use error::ArtifactError;
 pub use location::{annotate_error, ErrorLocation};
 pub use log::{scan_log, scan_log_bytes, LogScan};
@@ -152,6 +152,34 @@ pub struct Evidence {
     pub token_budget: u32,
     /// Fields in which [`Redactor::redact_failure`] replaced secrets.
     pub redacted_fields: Vec<String>,
+    /// With [`DetectOptions::lineage_depth`] > 0: the failing model's ancestor models,
+    /// nearest first, for fixes whose cause sits upstream.
+    pub ancestors: Vec<AncestorModel>,
+}
+
+/// An ancestor model of the failing one, with its SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AncestorModel {
+    /// `model.shop.stg_orders`.
+    pub unique_id: String,
+    /// `stg_orders`.
+    pub name: String,
+    /// Its file, relative to the project dir.
+    pub path: String,
+    /// Its raw SQL (the file as it is now when project files were given).
+    pub raw_sql: String,
+    /// 1 for a direct parent, 2 for a grandparent…
+    pub depth: u32,
+    /// `view`, `table`, `ephemeral`… (empty when the manifest does not say).
+    pub materialized: String,
+}
+
+/// What [`detect_with`] assembles beyond the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectOptions {
+    /// Generations of ancestor models whose SQL the evidence carries (0: none, the
+    /// default; `fixer.fix_scope = "lineage"` asks for `fixer.lineage_depth`).
+    pub lineage_depth: u32,
 }
 
 /// The columns one upstream node exposes.

@@ -92,9 +92,12 @@ pub(crate) fn locate(
         }
     }
     if !compiled.is_empty() {
-        if let Some(c) = nearest_candidate(&compiled, &excerpt, n, |line, e| {
-            contains_normalised(line, e)
-        }) {
+        // The excerpt is the whole line unless the database elided it: a line equal to it
+        // beats one that merely contains it (`store_id,` is also inside `group by
+        // s.store_id, …`, which sits nearer to Postgres' longer wrapper).
+        if let Some(c) = nearest_candidate(&compiled, &excerpt, n, equal_normalised)
+            .or_else(|| nearest_candidate(&compiled, &excerpt, n, contains_normalised))
+        {
             let model_line = map_line(&model, &compiled, c);
             return Some(location(
                 n,
@@ -106,8 +109,9 @@ pub(crate) fn locate(
         }
     }
     let m = nearest_candidate(&model, &excerpt, n, |line, e| {
-        contains_normalised(line, e) || jinja_matches(line.trim_start(), e)
-    })?;
+        equal_normalised(line, e) || jinja_matches(line.trim_start(), e)
+    })
+    .or_else(|| nearest_candidate(&model, &excerpt, n, contains_normalised))?;
     Some(location(n, 0, Some(m), &model, "line_text"))
 }
 
@@ -156,6 +160,11 @@ fn nearest_candidate(
 
 fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn equal_normalised(line: &str, excerpt: &str) -> bool {
+    let e = normalise(excerpt);
+    !e.is_empty() && normalise(line) == e
 }
 
 fn contains_normalised(line: &str, excerpt: &str) -> bool {
@@ -367,7 +376,9 @@ mod tests {
         assert_eq!(line_reference(MESSAGE), Some((7, "custmer_id,".to_owned())));
         // Postgres elides long lines.
         assert_eq!(
-            line_reference("ERROR:  column \"x\" does not exist\nLINE 1: ...ect x from t where y = 1\n               ^"),
+            line_reference(
+                "ERROR:  column \"x\" does not exist\nLINE 1: ...ect x from t where y = 1\n               ^"
+            ),
             Some((1, "ect x from t where y = 1".to_owned()))
         );
         assert_eq!(line_reference("no line here"), None);

@@ -63,6 +63,14 @@ pub(crate) struct ManifestNode {
     /// `[["ext", "raw_payments"]]`: the sources the node reads.
     #[serde(default, deserialize_with = "null_as_default")]
     pub sources: Vec<Vec<String>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub config: NodeConfig,
+}
+
+/// The part of a node's `config` dbt-ops reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct NodeConfig {
+    pub materialized: Option<String>,
 }
 
 /// A source table.
@@ -87,6 +95,10 @@ pub(crate) struct Manifest {
     pub sources: BTreeMap<String, ManifestSource>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub parent_map: BTreeMap<String, Vec<String>>,
+    /// dbt 1.8+ unit tests, which the manifest keeps apart from `nodes`; moved into
+    /// `nodes` by [`parse_manifest`], so a failing unit test has a file and a model.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub unit_tests: BTreeMap<String, ManifestNode>,
 }
 
 /// The run_results `metadata` block.
@@ -120,7 +132,12 @@ pub(crate) struct RunResults {
 /// Parses `manifest.json`. The error says what is wrong in a sentence; the notes record a
 /// schema version this crate does not know.
 pub(crate) fn parse_manifest(bytes: &[u8], notes: &mut Vec<String>) -> Result<Manifest, String> {
-    let manifest: Manifest = parse_json(bytes, "manifest.json")?;
+    let mut manifest: Manifest = parse_json(bytes, "manifest.json")?;
+    // A unit test is a node like any test to everything downstream (paths, the graph);
+    // an id in both sections keeps the `nodes` entry.
+    for (id, unit_test) in std::mem::take(&mut manifest.unit_tests) {
+        manifest.nodes.entry(id).or_insert(unit_test);
+    }
     check_version(
         "manifest.json",
         manifest.metadata.dbt_schema_version.as_deref(),

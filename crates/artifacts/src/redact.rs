@@ -161,6 +161,15 @@ impl Redactor {
                 apply("parents", column);
             }
         }
+        // An ancestor is shipped to be edited, and an edit is its whole new file: one
+        // that held a secret is withheld rather than shipped with a marker a fix would
+        // write back.
+        let before = ev.ancestors.len();
+        ev.ancestors
+            .retain(|ancestor| *self.redact(&ancestor.raw_sql) == *ancestor.raw_sql);
+        if ev.ancestors.len() < before {
+            fields.push("ancestors".to_owned());
+        }
         fields.dedup();
         for field in fields {
             if !ev.redacted_fields.contains(&field) {
@@ -193,6 +202,10 @@ fn replace(c: &Captures<'_>, how: Replacement) -> String {
         Replacement::Whole => REDACTED.to_owned(),
         Replacement::Bearer => format!("{}{REDACTED}", c.name("bearer").map_or("", |m| m.as_str())),
         Replacement::KeyValue => {
+            if c.name("prose").is_some() {
+                // "expected token 'x'": a parser describing what it wanted, no secret.
+                return whole.to_owned();
+            }
             let value = c.name("value").map_or("", |m| m.as_str());
             let trimmed = value.trim();
             // Jinja is not a secret, an empty value has nothing to hide, and a marker
@@ -277,8 +290,12 @@ fn pattern_rows() -> Vec<(String, Replacement)> {
             Replacement::KeyValue,
         ),
         // SQL `PASSWORD 'x'` (CREATE USER … WITH PASSWORD 'x', Snowflake, DuckDB secrets).
+        // A parser's prose names tokens too: Jinja's "expected token 'end of print
+        // statement', got 'where'", "unexpected token 'x'". The optional `prose` group
+        // takes the word in front, so such a match starts there and is kept whole (the
+        // regex crate has no look-behind).
         (
-            r#"(?i)(?P<key>\b(?:password|secret|token)\b)(?P<sep>\s+')(?P<value>[^'\n]*)(?P<close>')"#
+            r#"(?i)(?P<prose>\b(?:un)?expect(?:ed|ing)\s+)?(?P<key>\b(?:password|secret|token)\b)(?P<sep>\s+')(?P<value>[^'\n]*)(?P<close>')"#
                 .into(),
             Replacement::KeyValue,
         ),
@@ -292,6 +309,49 @@ mod tests {
 
     fn r() -> Redactor {
         Redactor::new([("DBT_PG_PASSWORD".to_owned(), "s3cr3t-Pa55".to_owned())])
+    }
+
+    #[test]
+    fn an_ancestor_holding_a_secret_is_withheld_not_shipped_redacted() {
+        let ancestor = |name: &str, sql: &str| crate::AncestorModel {
+            unique_id: format!("model.shop.{name}"),
+            name: name.into(),
+            path: format!("models/staging/{name}.sql"),
+            raw_sql: sql.into(),
+            depth: 1,
+            materialized: "view".into(),
+        };
+        let mut failure = Failure {
+            unique_id: "model.shop.orders".into(),
+            name: "orders".into(),
+            path: "models/orders.sql".into(),
+            resource_type: "model".into(),
+            class: crate::ErrorClass::MissingColumn,
+            message: "Binder Error".into(),
+            signature: String::new(),
+            needs_human: false,
+            blast_radius: Vec::new(),
+            evidence: crate::Evidence::default(),
+        };
+        failure.evidence.ancestors = vec![
+            ancestor("stg_orders", "select * from {{ ref('raw_orders') }}"),
+            ancestor(
+                "stg_payments",
+                "select * from read_csv('s3://k', secret 'wJalrXUtnFEMI')",
+            ),
+        ];
+        r().redact_failure(&mut failure);
+        let names: Vec<&str> = failure
+            .evidence
+            .ancestors
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["stg_orders"]);
+        assert!(failure
+            .evidence
+            .redacted_fields
+            .contains(&"ancestors".to_owned()));
     }
 
     #[test]
@@ -353,6 +413,36 @@ mod tests {
         ] {
             assert_eq!(r().redact(sql), sql);
         }
+    }
+
+    #[test]
+    fn parser_prose_about_tokens_is_kept() {
+        for text in [
+            // dbt 1.11's Jinja error for `{{ ref('stg_orders') where … }}`, verbatim.
+            "Compilation Error in model p_jinja_token (models/probe/p_jinja_token.sql)\n  expected token 'end of print statement', got 'where'\n    line 2\n      from {{ ref('stg_orders') where order_status = 'completed' }}",
+            "expected token ',', got 'string'",
+            "Unexpected token 'abc' in expression",
+            "parser error: expecting token ')' here",
+        ] {
+            assert_eq!(r().redact(text), text);
+        }
+    }
+
+    #[test]
+    fn sql_credentials_after_token_or_secret_are_still_redacted() {
+        assert_eq!(
+            r().redact("create secret http_auth (type http, token 'abc123def456')"),
+            "create secret http_auth (type http, token '[REDACTED]')"
+        );
+        assert_eq!(
+            r().redact("select * from read_json('https://x', token 'abc123')"),
+            "select * from read_json('https://x', token '[REDACTED]')"
+        );
+        // Prose elsewhere on the line does not shield a credential.
+        assert_eq!(
+            r().redact("expected a result; create user u with password 'hunter2'"),
+            "expected a result; create user u with password '[REDACTED]'"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! the `examples/coffee_shop` project with one breakage (written by
 //! `scripts/gen-fixtures.py`): its `run_results.json` (fresh or stale), `manifest.json`,
 //! `dbt.log` (text, or JSON lines for `json_log*` cases), `console.txt` and
-//! `project_files.json`. `case.json` says what detection must find.
+//! `project_files.json`. `case.json` says what detection must find. Cases named `pg_*`
+//! are the same project built on PostgreSQL 15 with dbt-postgres (`case.json` `adapter`);
+//! they are committed, so these tests need no database.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -136,7 +138,13 @@ fn every_fixture_case_finds_exactly_the_expected_failures() {
             if f.message.contains('\u{1b}') {
                 problems.push(format!("{}: message keeps ANSI codes", name(dir)));
             }
-            let human = matches!(f.class.label(), "data_test_failure" | "yaml_config");
+            // Tests (generic, singular and unit), broken YAML, and a warehouse that
+            // cannot be reached, refuses the role or cancels the query: no edit of a
+            // model's SQL helps.
+            let human = matches!(
+                f.class.label(),
+                "data_test_failure" | "yaml_config" | "connection" | "permission" | "timeout"
+            );
             if f.needs_human != human {
                 problems.push(format!(
                     "{}: {} needs_human = {}",
@@ -180,6 +188,106 @@ fn every_fixture_case_finds_exactly_the_expected_failures() {
         all.len(),
         problems.join("\n")
     );
+}
+
+/// The list, held against the committed fixtures: every failure class it names
+/// has a real PostgreSQL run, detected as that class with the adapter `postgres`; every
+/// class no SQL edit can fix has a real run (either adapter) and is marked for a person.
+#[test]
+fn postgres_and_needs_human_classes_have_real_fixtures() {
+    let mut postgres: BTreeSet<String> = BTreeSet::new();
+    let mut human: BTreeSet<String> = BTreeSet::new();
+    let mut kinds_of_test: BTreeSet<String> = BTreeSet::new();
+    for dir in cases() {
+        let case = case_json(&dir);
+        let det = detect(&artifacts(&dir)).unwrap_or_else(|e| panic!("{}: {e}", name(&dir)));
+        let on_postgres = case["adapter"].as_str() == Some("postgres");
+        if on_postgres {
+            assert_eq!(det.adapter.as_deref(), Some("postgres"), "{}", name(&dir));
+            assert!(name(&dir).starts_with("pg_"), "{}", name(&dir));
+        }
+        for f in &det.failures {
+            if on_postgres {
+                postgres.insert(f.class.label().to_owned());
+            }
+            if f.needs_human {
+                human.insert(f.class.label().to_owned());
+                if f.class.label() == "data_test_failure" {
+                    let kind = match f.unique_id.split('.').next() {
+                        Some("unit_test") => "unit",
+                        _ if f.path.ends_with(".sql") => "singular",
+                        _ => "generic",
+                    };
+                    kinds_of_test.insert(kind.to_owned());
+                }
+            }
+        }
+    }
+    for class in [
+        "missing_column",
+        "unknown_relation",
+        "bad_ref",
+        "sql_syntax",
+        "type_mismatch",
+        "runtime_data",
+        "division_by_zero",
+        "missing_group_by",
+        "unknown_function",
+        "ambiguous_column",
+        "connection",
+        "permission",
+        "timeout",
+        "data_test_failure",
+    ] {
+        assert!(
+            postgres.contains(class),
+            "no PostgreSQL fixture detected as {class}; run scripts/gen-fixtures.py --adapter postgres ({postgres:?})"
+        );
+    }
+    for class in ["connection", "permission", "timeout", "data_test_failure"] {
+        assert!(
+            human.contains(class),
+            "no needs_human fixture of {class}: {human:?}"
+        );
+    }
+    for kind in ["generic", "singular", "unit"] {
+        assert!(
+            kinds_of_test.contains(kind),
+            "no {kind} test failure: {kinds_of_test:?}"
+        );
+    }
+}
+
+/// A failing unit test (dbt 1.8+) runs before its model: the model and everything below it
+/// are skipped because of it, and the failure points at the YAML that holds the test.
+#[test]
+fn a_failing_unit_test_skips_its_own_model() {
+    for case in ["unit_test_failure", "pg_unit_test_failure"] {
+        let det = detect(&artifacts(&fixtures_dir().join(case))).expect(case);
+        assert_eq!(det.failures.len(), 1, "{case}: {:?}", det.notes);
+        let f = &det.failures[0];
+        assert_eq!(f.resource_type, "unit_test", "{case}");
+        assert_eq!(f.path, "models/staging/_unit_tests.yml", "{case}");
+        assert!(f.needs_human, "{case}");
+        assert!(f.message.contains("differs from"), "{case}: {}", f.message);
+        assert!(
+            f.evidence
+                .yaml_entry
+                .contains("customer_name_is_first_then_last"),
+            "{case}: {}",
+            f.evidence.yaml_entry
+        );
+        for skipped in [
+            "model.coffee_shop.stg_customers",
+            "model.coffee_shop.customers",
+        ] {
+            assert!(
+                f.blast_radius.iter().any(|b| b == skipped),
+                "{case}: {skipped} not in {:?}",
+                f.blast_radius
+            );
+        }
+    }
 }
 
 /// A log appended to twice (the same run logged again, as an appended `dbt.log` does)
@@ -503,6 +611,11 @@ fn database_lines_map_back_to_the_model() {
                 let Some(c) = line_re.captures(&f.message) else {
                     continue;
                 };
+                // Without a manifest a unit test cannot be traced to its model: its LINE
+                // counts the test's statement, and its file is YAML.
+                if f.resource_type == "unit_test" {
+                    continue;
+                }
                 let n: u32 = c[1].parse().unwrap();
                 let excerpt = c[2].trim().to_owned();
                 let loc = f.evidence.error_location.as_ref().unwrap_or_else(|| {
@@ -513,6 +626,13 @@ fn database_lines_map_back_to_the_model() {
                     )
                 });
                 assert_eq!(loc.statement_line, n);
+                // A model's error that surfaced in its unit test: the LINE counts the unit
+                // test's statement (fixtures and all), so only the line's text maps it.
+                let from_unit_test = det
+                    .notes
+                    .iter()
+                    .any(|note| note.contains("not a row mismatch"));
+                let method = if from_unit_test { "line_text" } else { method };
                 assert_eq!(loc.method, method, "{} ({view})", name(&dir));
                 let model_line = f
                     .evidence
@@ -536,7 +656,7 @@ fn database_lines_map_back_to_the_model() {
                     .entry((name(&dir), f.unique_id.clone()))
                     .or_default()
                     .insert(loc.model_line);
-                if view == "full" {
+                if view == "full" && !from_unit_test {
                     // The model line sits above the statement line: the wrapper only adds.
                     assert!(loc.model_line < n, "{}", name(&dir));
                     assert!(
@@ -583,4 +703,109 @@ fn a_database_line_is_mapped_through_a_jinja_loop() {
     );
     assert_eq!(loc.model_line_text.trim(), "sum(item_cnt) as items_sold,");
     assert_eq!(loc.method, "executed_statement");
+}
+
+#[test]
+fn lineage_detection_ships_the_ancestor_models_nearest_first() {
+    let dir = fixtures_dir().join("misspelt_column_mart");
+    let artifacts = artifacts(&dir);
+    // By default no ancestor SQL travels.
+    let plain = dbtops_artifacts::detect(&artifacts).unwrap();
+    assert!(plain.failures[0].evidence.ancestors.is_empty());
+
+    let options = dbtops_artifacts::DetectOptions { lineage_depth: 1 };
+    let detection = dbtops_artifacts::detect_with(&artifacts, &options).unwrap();
+    let failure = &detection.failures[0];
+    assert_eq!(failure.unique_id, "model.coffee_shop.orders");
+    let direct: Vec<(&str, &str, u32)> = failure
+        .evidence
+        .ancestors
+        .iter()
+        .map(|a| (a.name.as_str(), a.path.as_str(), a.depth))
+        .collect();
+    // `orders` reads three staging models; no seed or source is shipped as editable.
+    for expected in ["stg_orders", "stg_order_items", "stg_products"] {
+        assert!(
+            direct.iter().any(|(name, path, depth)| *name == expected
+                && *path == format!("models/staging/{expected}.sql")
+                && *depth == 1),
+            "{direct:?}"
+        );
+    }
+    assert!(direct.iter().all(|(_, path, _)| path.ends_with(".sql")));
+    let stg_orders = failure
+        .evidence
+        .ancestors
+        .iter()
+        .find(|a| a.name == "stg_orders")
+        .unwrap();
+    assert!(
+        stg_orders.raw_sql.contains("ref('raw_orders')"),
+        "{}",
+        stg_orders.raw_sql
+    );
+    assert_eq!(stg_orders.materialized, "view");
+
+    // Depth 2 reaches through the staging models to the seeds: nothing more to edit, and
+    // nothing shipped twice.
+    let deeper = dbtops_artifacts::detect_with(
+        &artifacts,
+        &dbtops_artifacts::DetectOptions { lineage_depth: 2 },
+    )
+    .unwrap();
+    let ids: Vec<&str> = deeper.failures[0]
+        .evidence
+        .ancestors
+        .iter()
+        .map(|a| a.unique_id.as_str())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("model.")), "{ids:?}");
+}
+
+#[test]
+fn the_budget_drops_ancestors_before_anything_of_the_failing_model() {
+    let dir = fixtures_dir().join("misspelt_column_mart");
+    let options = dbtops_artifacts::DetectOptions { lineage_depth: 1 };
+    let mut failure = dbtops_artifacts::detect_with(&artifacts(&dir), &options)
+        .unwrap()
+        .failures
+        .remove(0);
+    assert!(failure.evidence.ancestors.len() >= 3);
+    let compiled = failure.evidence.compiled_sql.clone();
+    // A budget that fits the failure without its ancestors.
+    let mut without = failure.clone();
+    without.evidence.ancestors.clear();
+    let budget = dbtops_artifacts::failure_tokens(&without) + 1;
+    dbtops_artifacts::apply_token_budget(&mut failure, budget);
+    assert!(failure.evidence.ancestors.is_empty());
+    assert_eq!(failure.evidence.compiled_sql, compiled);
+    assert!(failure.evidence.trimmed[0].starts_with("ancestors: dropped"));
+}
+
+#[test]
+fn a_models_sql_error_that_surfaced_in_its_unit_test_is_the_models_incident() {
+    let dir = fixtures_dir().join("unit_test_sql_error");
+    let det = detect(&artifacts(&dir)).unwrap();
+    assert_eq!(det.failures.len(), 1, "{:?}", det.failures);
+    let failure = &det.failures[0];
+    assert_eq!(failure.unique_id, "model.coffee_shop.stg_customers");
+    assert_eq!(failure.path, "models/staging/stg_customers.sql");
+    assert_eq!(failure.resource_type, "model");
+    assert_eq!(failure.class.label(), "missing_column");
+    assert!(!failure.needs_human);
+    assert!(failure.evidence.model_sql.contains("lower(emial)"));
+    assert_eq!(
+        failure
+            .evidence
+            .error_location
+            .as_ref()
+            .map(|l| l.model_line_text.trim()),
+        Some("lower(emial) as email,")
+    );
+    // A unit test whose rows differ stays a data-test failure for a person.
+    let rows = detect(&artifacts(&fixtures_dir().join("unit_test_failure"))).unwrap();
+    assert_eq!(rows.failures[0].class.label(), "data_test_failure");
+    assert!(rows.failures[0].needs_human);
 }

@@ -5,7 +5,11 @@
 //! durable, which is the handler's job), `Retry` → nak with a delay, or — on the last
 //! allowed delivery — a copy to `dbtops.dlq.<service>` and `term`; `Reject` → dead letter
 //! and `term` at once (a malformed message will not get better). Every replica of a service
-//! binds the same durable consumer, so running more replicas spreads the work.
+//! binds the same durable consumer, so running more replicas spreads the work. A pull that
+//! keeps failing, or finds the consumer gone (deleted, or a server back without it), binds
+//! the consumer again with back-off rather than wait on a consumer that no longer exists.
+//! A redelivered copy of a message that was answered meanwhile (it waited in the pull's
+//! buffer past its ack wait) is dropped, not handled twice.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -101,7 +105,7 @@ pub(crate) fn decode_payload<M: WireMessage>(
             return Err(format!(
                 "unexpected message type {found:?}, expected {}",
                 M::TYPE_NAME
-            ))
+            ));
         }
         Some(_) => {}
     }
@@ -121,6 +125,10 @@ pub struct ConsumerSpec {
     pub concurrency: usize,
 }
 
+/// What a dead letter carries of the message it copies: the payload as it was, or — for
+/// a service whose input may hold secrets — a redacted copy.
+pub type DeadLetterPayload = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// Reads `spec`'s subjects until `shutdown` resolves, handing each message to `handler`.
 /// On shutdown it stops pulling, lets the handlers in flight finish and answers them, then
 /// returns.
@@ -134,14 +142,57 @@ where
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let consumer = bind_consumer(&bus, &spec).await?;
+    let as_it_was: DeadLetterPayload = Arc::new(|payload: &[u8]| payload.to_vec());
+    run_consumer_with_dead_letters(bus, spec, as_it_was, handler, shutdown).await
+}
+
+/// [`run_consumer`], with `dead_letter_payload` deciding what a dead letter carries of
+/// the message (e.g. the detector's artifacts with their secrets redacted).
+pub async fn run_consumer_with_dead_letters<H, Fut>(
+    bus: Bus,
+    spec: ConsumerSpec,
+    dead_letter_payload: DeadLetterPayload,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BusError>
+where
+    H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    // Readiness and the lag metrics see this consumer from now until the loop returns.
+    let mut binding = bus.track_consumer(&spec.durable);
+    let mut consumer = bind_consumer(&bus, &spec).await?;
+    binding.bound();
     let handler = Arc::new(handler);
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
+    // Set when the durable consumer itself may be gone — deleted, or the server came back
+    // without it (a lost or replaced store): pulls through the old handle then go nowhere
+    // and nothing is ever delivered again, so it is created (or found) again first.
+    let mut bind_again = false;
     tokio::pin!(shutdown);
 
     'pulling: loop {
+        if bind_again {
+            // Paced: a server that keeps failing is not hammered.
+            tokio::select! {
+                _ = &mut shutdown => break 'pulling,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            match bind_consumer(&bus, &spec).await {
+                Ok(bound) => {
+                    tracing::info!(message = "Consumer bound again.", service = spec.service);
+                    consumer = bound;
+                    bind_again = false;
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Cannot bind the consumer; retrying.", service = spec.service, %error);
+                    continue;
+                }
+            }
+        }
         // Pull no more than we can start now: a message waiting in a local buffer still
         // burns its ack wait.
         let mut messages = match consumer
@@ -163,6 +214,9 @@ where
                 continue;
             }
         };
+        // Pull errors since the last message: one may be a blip the stream recovers from
+        // on its own; a second in a row means it is not recovering.
+        let mut errors_in_a_row = 0;
         loop {
             let permit = tokio::select! {
                 _ = &mut shutdown => break 'pulling,
@@ -178,24 +232,35 @@ where
             match next {
                 Some(Ok(message)) => {
                     backoff = Duration::from_millis(100);
+                    errors_in_a_row = 0;
                     let bus = bus.clone();
                     let spec = spec.clone();
                     let handler = handler.clone();
+                    let payload = dead_letter_payload.clone();
+                    let bound = consumer.clone();
                     in_flight.spawn(async move {
-                        handle_one(&bus, &spec, message, handler).await;
+                        if !is_stale_copy(&bound, &message).await {
+                            handle_one(&bus, &spec, &payload, message, handler).await;
+                        }
                         drop(permit);
                     });
                 }
                 Some(Err(error)) => {
                     // Missed heartbeats and server restarts surface here; the stream
-                    // itself reconnects.
+                    // itself reconnects, but not to a consumer that no longer exists.
                     tracing::warn!(message = "Pull error.", service = spec.service, %error);
+                    errors_in_a_row += 1;
+                    if bind_again_after(&error) || errors_in_a_row >= 2 {
+                        bind_again = true;
+                        break;
+                    }
                 }
                 None => {
                     tracing::warn!(
-                        message = "Pull stream ended; rebuilding.",
+                        message = "Pull stream ended; binding the consumer again.",
                         service = spec.service
                     );
+                    bind_again = true;
                     break;
                 }
             }
@@ -206,6 +271,50 @@ where
     while in_flight.join_next().await.is_some() {}
     tracing::info!(message = "Consumer stopped.", service = spec.service);
     Ok(())
+}
+
+/// True for the pull errors after which the consumer is bound again at once: it is gone
+/// (deleted, or a server back without it answers a pull with "no responders"), or the
+/// server stopped sending the pull's heartbeats — the stream reconnects by itself, but not
+/// to a consumer that no longer exists, and binding again costs one request.
+fn bind_again_after(error: &pull::MessagesError) -> bool {
+    matches!(
+        error.kind(),
+        pull::MessagesErrorKind::ConsumerDeleted
+            | pull::MessagesErrorKind::NoResponders
+            | pull::MessagesErrorKind::MissingHeartbeat
+    )
+}
+
+/// True for a redelivered copy of a message whose earlier copy has since been answered.
+/// async-nats keeps a pull request open while every handler is busy (it pulls again after
+/// a reconnect and on its own timer), so a message can wait in the local buffer past its
+/// ack wait; the server then delivers it again, and both copies reach the loop one after
+/// the other. Handling the second would run the handler twice for one message (dbt
+/// twice, in the validator). An acked message is at or below the consumer's ack floor;
+/// when the server cannot say, the copy is handled (handlers are idempotent).
+async fn is_stale_copy(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    message: &jetstream::Message,
+) -> bool {
+    let Ok(info) = message.info() else {
+        return false;
+    };
+    if info.delivered < 2 {
+        return false;
+    }
+    let stream_sequence = info.stream_sequence;
+    match consumer.get_info().await {
+        Ok(state) if state.ack_floor.stream_sequence >= stream_sequence => {
+            tracing::info!(
+                message = "Redelivered copy of a message already answered; dropped.",
+                stream_sequence,
+                delivered = info.delivered
+            );
+            true
+        }
+        _ => false,
+    }
 }
 
 async fn bind_consumer(
@@ -247,6 +356,7 @@ async fn bind_consumer(
 async fn handle_one<H, Fut>(
     bus: &Bus,
     spec: &ConsumerSpec,
+    dead_letter_payload: &DeadLetterPayload,
     message: jetstream::Message,
     handler: Arc<H>,
 ) where
@@ -313,10 +423,10 @@ async fn handle_one<H, Fut>(
             }
             Outcome::Retry { reason, .. } => {
                 let reason = format!("gave up after {delivered} deliveries: {reason}");
-                dead_letter(bus, spec, &delivery, &message, &reason).await
+                dead_letter(bus, spec, dead_letter_payload, &delivery, &message, &reason).await
             }
             Outcome::Reject { reason } => {
-                dead_letter(bus, spec, &delivery, &message, &reason).await
+                dead_letter(bus, spec, dead_letter_payload, &delivery, &message, &reason).await
             }
         }
     }
@@ -333,6 +443,7 @@ async fn handle_one<H, Fut>(
 async fn dead_letter(
     bus: &Bus,
     spec: &ConsumerSpec,
+    dead_letter_payload: &DeadLetterPayload,
     delivery: &Delivery,
     message: &jetstream::Message,
     reason: &str,
@@ -342,7 +453,7 @@ async fn dead_letter(
         service: spec.service.to_owned(),
         original_subject: delivery.subject.clone(),
         reason: reason.to_owned(),
-        payload: delivery.payload.to_vec(),
+        payload: dead_letter_payload(&delivery.payload),
         deliveries: delivery.delivered.max(0) as u64,
     };
     let mut headers = HeaderMap::new();

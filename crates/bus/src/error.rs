@@ -12,7 +12,9 @@ pub enum BusError {
         reason: String,
     },
     /// The server is older than 2.10, whose consumer features dbt-ops needs.
-    #[error("nats-server {found} is too old: dbt-ops needs 2.10 or newer (2.9 silently ignores a consumer's filter_subjects); set NATS_SERVER_BIN or NATS_URL to a newer server")]
+    #[error(
+        "nats-server {found} is too old: dbt-ops needs 2.10 or newer (2.9 silently ignores a consumer's filter_subjects); set NATS_SERVER_BIN or NATS_URL to a newer server"
+    )]
     ServerTooOld {
         /// The version the server reported.
         found: String,

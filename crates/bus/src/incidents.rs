@@ -137,6 +137,25 @@ pub struct SubmissionRecord {
     pub notes: Vec<String>,
 }
 
+/// Why one watch of [`IncidentStore::follow`] ended early.
+enum Followed {
+    /// The connection or the watch failed: open it again.
+    Lost(String),
+    /// A value does not parse: opening the watch again would read it again.
+    Unreadable(serde_json::Error),
+}
+
+/// What [`IncidentStore::update_generation`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationUpdate {
+    /// The record was at the generation and now holds the change.
+    Updated(Box<IncidentRecord>),
+    /// The incident was opened again since: the record is at `current`, left as it was.
+    Superseded { current: u32 },
+    /// No record of the incident.
+    Missing,
+}
+
 /// Typed access to the incidents bucket.
 #[derive(Clone, Debug)]
 pub struct IncidentStore {
@@ -208,11 +227,27 @@ impl IncidentStore {
         incident_id: &str,
         mut change: impl FnMut(&mut IncidentRecord),
     ) -> Result<Option<IncidentRecord>, BusError> {
+        self.update_when(incident_id, |record| {
+            change(record);
+            true
+        })
+        .await
+    }
+
+    /// The compare-and-set loop behind the updates: `change` returns false to leave the
+    /// record as it is (nothing written), and the record read is returned.
+    async fn update_when(
+        &self,
+        incident_id: &str,
+        mut change: impl FnMut(&mut IncidentRecord) -> bool,
+    ) -> Result<Option<IncidentRecord>, BusError> {
         for _ in 0..20 {
             let Some((mut record, revision)) = self.get_with_revision(incident_id).await? else {
                 return Ok(None);
             };
-            change(&mut record);
+            if !change(&mut record) {
+                return Ok(Some(record));
+            }
             record.updated_at = now_rfc3339();
             let value = serde_json::to_vec(&record)
                 .map_err(|error| BusError::Incidents(error.to_string()))?;
@@ -229,6 +264,33 @@ impl IncidentStore {
         Err(BusError::Incidents(format!(
             "gave up updating {incident_id}: too many concurrent writers"
         )))
+    }
+
+    /// Like [`IncidentStore::update`], but only while the record is still at `generation`:
+    /// an event of an earlier generation (redelivered after the detector opened the
+    /// incident again, maybe for another checkout) must not move the newer one.
+    pub async fn update_generation(
+        &self,
+        incident_id: &str,
+        generation: u32,
+        mut change: impl FnMut(&mut IncidentRecord),
+    ) -> Result<GenerationUpdate, BusError> {
+        let record = self
+            .update_when(incident_id, |record| {
+                let current = record.generation == generation;
+                if current {
+                    change(record);
+                }
+                current
+            })
+            .await?;
+        Ok(match record {
+            None => GenerationUpdate::Missing,
+            Some(record) if record.generation != generation => GenerationUpdate::Superseded {
+                current: record.generation,
+            },
+            Some(record) => GenerationUpdate::Updated(Box::new(record)),
+        })
     }
 
     /// Records what the detector made of a submission.
@@ -248,26 +310,13 @@ impl IncidentStore {
         submission_id: &str,
         timeout: Duration,
     ) -> Result<Option<SubmissionRecord>, BusError> {
-        let key = submission_key(submission_id);
-        let mut watch = self
-            .store
-            .watch_with_history(&key)
-            .await
-            .map_err(|error| BusError::Incidents(error.to_string()))?;
-        let wait = async {
-            while let Some(entry) = watch.next().await {
-                let entry = entry.map_err(|error| BusError::Incidents(error.to_string()))?;
-                if entry.operation == kv::Operation::Put {
-                    let record = serde_json::from_slice(&entry.value)
-                        .map_err(|error| BusError::Incidents(error.to_string()))?;
-                    return Ok(Some(record));
-                }
-            }
-            Ok(None)
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .unwrap_or(Ok(None))
+        let mut found = None;
+        self.follow(&submission_key(submission_id), timeout, |value| {
+            found = Some(serde_json::from_slice(value)?);
+            Ok(true)
+        })
+        .await?;
+        Ok(found)
     }
 
     /// Waits until the incident reaches an outcome (mr_opened, abandoned, …), or `timeout`
@@ -277,34 +326,71 @@ impl IncidentStore {
         incident_id: &str,
         timeout: Duration,
     ) -> Result<Option<IncidentRecord>, BusError> {
-        let key = incident_key(incident_id);
-        let mut watch = self
-            .store
-            .watch_with_history(&key)
-            .await
-            .map_err(|error| BusError::Incidents(error.to_string()))?;
-        let mut last = None;
-        let wait = async {
-            while let Some(entry) = watch.next().await {
-                let entry = entry.map_err(|error| BusError::Incidents(error.to_string()))?;
-                if entry.operation != kv::Operation::Put {
-                    continue;
+        let mut last: Option<IncidentRecord> = None;
+        self.follow(&incident_key(incident_id), timeout, |value| {
+            let record: IncidentRecord = serde_json::from_slice(value)?;
+            let done = record.state.is_outcome();
+            last = Some(record);
+            Ok(done)
+        })
+        .await?;
+        Ok(last)
+    }
+
+    /// Hands each value `key` takes (its current one first) to `on_put` until it returns
+    /// true or `timeout` passes. A watch that fails or ends — the server restarted, a
+    /// heartbeat was missed — is opened again with history, so an outage shorter than the
+    /// timeout loses nothing; a failure that outlasts it is returned.
+    async fn follow(
+        &self,
+        key: &str,
+        timeout: Duration,
+        mut on_put: impl FnMut(&[u8]) -> Result<bool, serde_json::Error>,
+    ) -> Result<(), BusError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut failure: Option<String> = None;
+        loop {
+            let session = async {
+                let mut watch = self
+                    .store
+                    .watch_with_history(key)
+                    .await
+                    .map_err(|error| Followed::Lost(error.to_string()))?;
+                while let Some(entry) = watch.next().await {
+                    let entry = entry.map_err(|error| Followed::Lost(error.to_string()))?;
+                    if entry.operation == kv::Operation::Put
+                        && on_put(&entry.value).map_err(Followed::Unreadable)?
+                    {
+                        return Ok(true);
+                    }
                 }
-                let record: IncidentRecord = serde_json::from_slice(&entry.value)
-                    .map_err(|error| BusError::Incidents(error.to_string()))?;
-                let done = record.state.is_outcome();
-                last = Some(record);
-                if done {
-                    break;
+                Ok(false)
+            };
+            match tokio::time::timeout_at(deadline, session).await {
+                Err(_elapsed) => break,
+                Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) => failure = None,
+                Ok(Err(Followed::Unreadable(error))) => {
+                    return Err(BusError::Incidents(format!("{key}: {error}")))
+                }
+                Ok(Err(Followed::Lost(error))) => {
+                    tracing::debug!(message = "Watch lost; opening it again.", key, %error);
+                    failure = Some(error);
                 }
             }
-            Ok::<(), BusError>(())
-        };
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(result) => result?,
-            Err(_elapsed) => {}
+            if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(250)))
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
-        Ok(last)
+        match failure {
+            Some(error) => Err(BusError::Incidents(format!(
+                "watching {key}: {error} (until the timeout)"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Every incident record in the bucket.

@@ -20,9 +20,14 @@ pub mod shutdown;
 pub mod subjects;
 
 pub use connection::{Bus, Published, StoredMessage};
-pub use consumer::{run_consumer, ConsumerSpec, Delivery, Outcome};
+pub use consumer::{
+    run_consumer, run_consumer_with_dead_letters, ConsumerSpec, DeadLetterPayload, Delivery,
+    Outcome,
+};
 pub use error::BusError;
-pub use incidents::{IncidentRecord, IncidentState, IncidentStore, SubmissionRecord};
+pub use incidents::{
+    GenerationUpdate, IncidentRecord, IncidentState, IncidentStore, SubmissionRecord,
+};
 pub use server::NatsServer;
 pub use subjects::Subjects;
 
@@ -63,33 +68,82 @@ pub async fn abandon_incident(
         &abandoned,
     )
     .await?;
-    store
-        .update(incident_id, |record| {
+    let update = store
+        .update_generation(incident_id, generation, |record| {
             record.state = IncidentState::Abandoned;
             record.reason = Some(reason.to_owned());
             record.detail = Some(detail.to_owned());
             record.attempts = record.attempts.max(attempts);
         })
         .await?;
+    if let GenerationUpdate::Superseded { current } = update {
+        tracing::info!(
+            message = "An earlier generation of the incident ended; the current one goes on.",
+            incident_id,
+            generation,
+            current,
+            reason
+        );
+        return Ok(());
+    }
     tracing::info!(message = "Incident abandoned.", incident_id, reason, detail);
     Ok(())
 }
 
-/// Moves an incident to `state`, returning its generation (0 when it has no record).
+/// Moves an incident to `state` unless the detector has opened it again since the event
+/// was published: returns whether the record changed.
 pub async fn advance_incident(
     bus: &Bus,
-    incident_id: &str,
+    incident: &dbtops_proto::v1::FailureDetected,
     state: IncidentState,
     change: impl FnMut(&mut IncidentRecord),
-) -> Result<u32, BusError> {
+) -> Result<bool, BusError> {
     let mut change = change;
-    let record = bus
+    let update = bus
         .incidents()
         .await?
-        .update(incident_id, |record| {
+        .update_generation(&incident.incident_id, incident.generation, |record| {
             record.state = state;
             change(record);
         })
         .await?;
-    Ok(record.map(|record| record.generation).unwrap_or(0))
+    Ok(matches!(update, GenerationUpdate::Updated(_)))
+}
+
+/// The generation the incident is at now when `incident` (an event's copy) belongs to an
+/// earlier one: such an event is stale — its checkout, commit or evidence may not be the
+/// current run's — and a service drops it instead of acting on it.
+pub async fn superseded_by(
+    bus: &Bus,
+    incident: &dbtops_proto::v1::FailureDetected,
+) -> Result<Option<u32>, BusError> {
+    let record = bus.incidents().await?.get(&incident.incident_id).await?;
+    Ok(record
+        .map(|record| record.generation)
+        .filter(|current| *current > incident.generation))
+}
+
+/// What a handler does with an event of an earlier generation of its incident: `Some`
+/// ends the delivery (ack a stale event; retry when the store cannot be read), `None`
+/// lets the handler go on.
+pub async fn skip_superseded(
+    bus: &Bus,
+    incident: &dbtops_proto::v1::FailureDetected,
+) -> Option<Outcome> {
+    match superseded_by(bus, incident).await {
+        Ok(None) => None,
+        Ok(Some(current)) => {
+            tracing::info!(
+                message = "Stale event of an earlier generation of the incident; dropped.",
+                incident_id = %incident.incident_id,
+                generation = incident.generation,
+                current
+            );
+            Some(Outcome::Done)
+        }
+        Err(error) => Some(Outcome::retry(
+            std::time::Duration::from_secs(2),
+            error.to_string(),
+        )),
+    }
 }

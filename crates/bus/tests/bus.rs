@@ -336,3 +336,140 @@ async fn wait_for_messages(
         let _ = tokio::time::timeout(remaining, futures::StreamExt::next(&mut subscription)).await;
     }
 }
+
+/// A record at `generation` for the incident `id`, as the detector writes it.
+fn record_at(id: &str, generation: u32) -> dbtops_bus::IncidentRecord {
+    dbtops_bus::IncidentRecord {
+        incident_id: id.into(),
+        project: "coffee_shop".into(),
+        unique_id: "model.coffee_shop.stg_orders".into(),
+        model: "stg_orders".into(),
+        model_path: "models/staging/stg_orders.sql".into(),
+        class: "missing_column".into(),
+        state: dbtops_bus::IncidentState::Detected,
+        generation,
+        attempts: 0,
+        branch: None,
+        url: None,
+        reason: None,
+        detail: None,
+        recurrences: 0,
+        first_seen: String::new(),
+        last_seen: String::new(),
+        updated_at: String::new(),
+        trace_id: None,
+        last_submission_id: String::new(),
+        delivered_repo: None,
+    }
+}
+
+fn incident_at(id: &str, generation: u32) -> v1::FailureDetected {
+    v1::FailureDetected {
+        incident_id: id.into(),
+        generation,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_event_of_an_earlier_generation_neither_moves_the_incident_nor_ends_it() {
+    let (_server, bus, _dir) = start().await;
+    let store = bus.incidents().await.unwrap();
+    assert!(store.create(&record_at("inc1", 1)).await.unwrap());
+
+    // Generation 0's events: reported stale, and they change nothing.
+    let stale = incident_at("inc1", 0);
+    assert_eq!(
+        dbtops_bus::superseded_by(&bus, &stale).await.unwrap(),
+        Some(1)
+    );
+    assert!(dbtops_bus::skip_superseded(&bus, &stale).await.is_some());
+    let moved = dbtops_bus::advance_incident(
+        &bus,
+        &stale,
+        dbtops_bus::IncidentState::MrOpened,
+        |record| record.branch = Some("dbt-ops/fix/old".into()),
+    )
+    .await
+    .unwrap();
+    assert!(!moved);
+    dbtops_bus::abandon_incident(&bus, &stale, "guardrail", "old checkout", 1)
+        .await
+        .unwrap();
+    let record = store.get("inc1").await.unwrap().unwrap();
+    assert_eq!(record.state, dbtops_bus::IncidentState::Detected);
+    assert_eq!(record.branch, None);
+    assert_eq!(record.reason, None);
+
+    // The current generation's events do move it.
+    let current = incident_at("inc1", 1);
+    assert_eq!(
+        dbtops_bus::superseded_by(&bus, &current).await.unwrap(),
+        None
+    );
+    assert!(dbtops_bus::skip_superseded(&bus, &current).await.is_none());
+    assert!(dbtops_bus::advance_incident(
+        &bus,
+        &current,
+        dbtops_bus::IncidentState::Fixing,
+        |_| {}
+    )
+    .await
+    .unwrap());
+    dbtops_bus::abandon_incident(&bus, &current, "no_fix_found", "none", 1)
+        .await
+        .unwrap();
+    let record = store.get("inc1").await.unwrap().unwrap();
+    assert_eq!(record.state, dbtops_bus::IncidentState::Abandoned);
+    assert_eq!(record.reason.as_deref(), Some("no_fix_found"));
+
+    // An incident nobody recorded is not stale: its events go on.
+    assert_eq!(
+        dbtops_bus::superseded_by(&bus, &incident_at("unknown", 0))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn waiting_for_a_submission_survives_a_server_restart() {
+    let (mut server, bus, _dir) = start().await;
+    let store = bus.incidents().await.unwrap();
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .wait_for_submission("sub-restart", Duration::from_secs(60))
+                .await
+        })
+    };
+    // The watch is open when the server goes away, and comes back on the same port and
+    // store; only then is the record written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart().unwrap();
+    let record = dbtops_bus::SubmissionRecord {
+        submission_id: "sub-restart".into(),
+        new_incident_ids: vec!["inc-1".into()],
+        recurring_incident_ids: Vec::new(),
+        notes: Vec::new(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match store.put_submission(&record).await {
+            Ok(()) => break,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                eprintln!("put after restart: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("the store never came back: {error}"),
+        }
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the wait ends")
+        .unwrap()
+        .expect("no error after the restart")
+        .expect("the record written after the restart is seen");
+    assert_eq!(seen.new_incident_ids, ["inc-1"]);
+}

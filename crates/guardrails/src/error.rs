@@ -53,6 +53,22 @@ pub enum GuardrailError {
         path: String,
     },
 
+    /// A proposal edits a second model file while lineage-scoped fixes are off.
+    #[error("refused path {path:?}: this fix edits a model other than the failing one, and fix_scope is not \"lineage\"")]
+    LineageDisabled {
+        /// The refused path.
+        path: String,
+    },
+
+    /// A lineage-scoped edit names a file that is not one of the failing model's ancestors.
+    #[error("refused path {path:?}: not one of the failing model's ancestor models {ancestors:?}")]
+    NotAnAncestor {
+        /// The refused path.
+        path: String,
+        /// The ancestors' paths the incident's evidence lists.
+        ancestors: Vec<String>,
+    },
+
     /// A segment starts with `.` (`.git`, `.github`, a hidden file): never a dbt model.
     #[error("refused path {path:?}: hidden files and directories (segments starting with '.') are not allowed")]
     HiddenSegment {

@@ -33,6 +33,7 @@ pub use branch::{
 pub use diff::{changed_line_share, check_change_size, unified_diff};
 pub use error::{GuardrailError, ProtectedReason};
 pub use path::{
-    check_model_path, check_no_symlink_escape, check_relative_path, is_sensitive, PathPolicy,
+    check_model_path, check_no_symlink_escape, check_relative_path, check_upstream_edit,
+    check_upstream_edit_path, is_sensitive, LineageScope, PathPolicy,
 };
 pub use sql::{check_jinja_side_effects, check_sql_content};

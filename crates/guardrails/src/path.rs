@@ -106,6 +106,61 @@ pub fn check_model_path(
     Ok(())
 }
 
+/// Checks that a lineage-scoped proposal may also write `proposed`, an ancestor of the
+/// failing model: only when lineage fixes are enabled (`lineage_enabled`, from the
+/// checking service's own settings, never from the message), only the path of one of the
+/// incident's ancestor models, and under the same rules as the failing model's path.
+pub fn check_upstream_edit_path(
+    proposed: &str,
+    ancestor_paths: &[String],
+    lineage_enabled: bool,
+    policy: &PathPolicy,
+) -> Result<(), GuardrailError> {
+    if !lineage_enabled {
+        return Err(GuardrailError::LineageDisabled {
+            path: proposed.to_owned(),
+        });
+    }
+    check_model_path(proposed, proposed, policy)?;
+    if !ancestor_paths.iter().any(|ancestor| ancestor == proposed) {
+        return Err(GuardrailError::NotAnAncestor {
+            path: proposed.to_owned(),
+            ancestors: ancestor_paths.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// What a lineage-scoped fix may reach besides the failing model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineageScope {
+    /// `fixer.fix_scope = "lineage"` in the checking service's own settings.
+    pub enabled: bool,
+    /// The paths of the failing model's ancestor models, as the evidence lists them.
+    pub ancestor_paths: Vec<String>,
+}
+
+/// Every check one upstream edit of a lineage-scoped proposal passes, as the failing
+/// model's own edit does: the path ([`check_upstream_edit_path`]), symbolic links when
+/// the project is on this machine, content and size, and no new Jinja side effects
+/// against the ancestor's `original_sql`.
+pub fn check_upstream_edit(
+    path: &str,
+    fixed_sql: &str,
+    original_sql: &str,
+    scope: &LineageScope,
+    policy: &PathPolicy,
+    project_dir: Option<&Path>,
+    max_bytes: usize,
+) -> Result<(), GuardrailError> {
+    check_upstream_edit_path(path, &scope.ancestor_paths, scope.enabled, policy)?;
+    if let Some(project_dir) = project_dir {
+        check_no_symlink_escape(project_dir, path)?;
+    }
+    crate::check_sql_content(fixed_sql, max_bytes)?;
+    crate::check_jinja_side_effects(original_sql, fixed_sql)
+}
+
 /// Trims `./` prefixes and trailing `/` from a configured model path; `None` means the
 /// project root. A model path that would itself escape the project is a policy error.
 fn normalise_model_path(model_path: &str) -> Result<Option<&str>, GuardrailError> {
@@ -227,6 +282,29 @@ mod tests {
             model_paths: vec!["models".into(), "./other_models/".into()],
             sensitive_globs: vec!["models/finance/**".into(), "**/pii_*.sql".into()],
         }
+    }
+
+    #[test]
+    fn an_upstream_edit_needs_lineage_an_ancestor_path_and_the_model_path_rules() {
+        let ancestors = vec![
+            "models/staging/stg_orders.sql".to_owned(),
+            "models/staging/../../profiles.sql".to_owned(),
+        ];
+        let ok = "models/staging/stg_orders.sql";
+        assert!(check_upstream_edit_path(ok, &ancestors, true, &policy()).is_ok());
+        assert!(matches!(
+            check_upstream_edit_path(ok, &ancestors, false, &policy()),
+            Err(GuardrailError::LineageDisabled { .. })
+        ));
+        assert!(matches!(
+            check_upstream_edit_path("models/marts/orders.sql", &ancestors, true, &policy()),
+            Err(GuardrailError::NotAnAncestor { .. })
+        ));
+        // An ancestor list from the message does not widen the path rules.
+        assert!(matches!(
+            check_upstream_edit_path(&ancestors[1], &ancestors, true, &policy()),
+            Err(GuardrailError::ParentSegment { .. })
+        ));
     }
 
     #[test]

@@ -110,6 +110,13 @@ pub enum LocalGitError {
         base: String,
     },
 
+    /// One commit would replace the same file twice.
+    #[error("the fix names {path:?} twice")]
+    DuplicatePath {
+        /// The path in the repository.
+        path: String,
+    },
+
     /// The author name or email cannot go into a commit.
     #[error("invalid commit author: {0}")]
     InvalidAuthor(String),

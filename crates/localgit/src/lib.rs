@@ -21,4 +21,4 @@ mod git;
 mod repo;
 
 pub use error::LocalGitError;
-pub use repo::{BranchCommit, CommittedBranch, LocalRepo};
+pub use repo::{BranchCommit, CommittedBranch, FileReplacement, LocalRepo};

@@ -42,12 +42,25 @@ pub struct BranchCommit {
     pub path_in_repo: String,
     /// The file's new content.
     pub content: String,
+    /// More files the same commit replaces (a lineage-scoped fix's ancestor models), each
+    /// under the same rules as `path_in_repo`; usually empty.
+    pub also_replace: Vec<FileReplacement>,
     /// The commit message.
     pub message: String,
     /// The author and committer name.
     pub author_name: String,
     /// The author and committer email.
     pub author_email: String,
+}
+
+/// One more file a fix commit replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReplacement {
+    /// Relative to the repository root, `/` separators; must exist in the base commit as
+    /// a regular file.
+    pub path_in_repo: String,
+    /// Its new content.
+    pub content: String,
 }
 
 /// The branch a fix was committed to.
@@ -365,9 +378,34 @@ impl LocalRepo {
         })?;
         self.require_regular_file(&entry, &base, &req.path_in_repo)?;
         let blob = self.hash_blob(&req.content, false)?;
+        let mut others = Vec::new();
+        // A lineage fix may leave the failing model as it is and change an ancestor.
+        let mut others_change = false;
+        for other in &req.also_replace {
+            check_relative_path(&other.path_in_repo)?;
+            if other.path_in_repo == req.path_in_repo
+                || others
+                    .iter()
+                    .any(|(path, _, _): &(String, String, String)| *path == other.path_in_repo)
+            {
+                return Err(LocalGitError::DuplicatePath {
+                    path: other.path_in_repo.clone(),
+                });
+            }
+            let other_entry = self
+                .tree_entry(&base, &other.path_in_repo)?
+                .ok_or_else(|| LocalGitError::PathNotInCommit {
+                    path: other.path_in_repo.clone(),
+                    commit: base.clone(),
+                })?;
+            self.require_regular_file(&other_entry, &base, &other.path_in_repo)?;
+            let other_blob = self.hash_blob(&other.content, false)?;
+            others_change |= other_entry.oid != other_blob;
+            others.push((other.path_in_repo.clone(), other_entry.mode, other_blob));
+        }
 
         if let Some(tip) = self.branch_exists(&req.branch)? {
-            return self.existing_branch(req, tip, &blob);
+            return self.existing_branch(req, tip, &blob, &others);
         }
         // The parent of the fix: the base, or a snapshot of the failing file on top of it.
         let (parent, parent_oid) = match failing_content {
@@ -377,11 +415,13 @@ impl LocalRepo {
                     (base.clone(), entry.oid.clone())
                 } else {
                     self.hash_blob(failing, true)?;
-                    let tree = self.tree_with_replaced_file(
+                    let tree = self.tree_with_replaced_files(
                         &base,
-                        &entry.mode,
-                        &failing_blob,
-                        &req.path_in_repo,
+                        &[(
+                            req.path_in_repo.clone(),
+                            entry.mode.clone(),
+                            failing_blob.clone(),
+                        )],
                     )?;
                     let message = format!(
                         "dbt-ops: {} as it failed (uncommitted in the work tree)\n",
@@ -393,7 +433,7 @@ impl LocalRepo {
             }
             None => (base.clone(), entry.oid.clone()),
         };
-        if blob == parent_oid {
+        if blob == parent_oid && !others_change {
             return Err(LocalGitError::NoChange {
                 path: req.path_in_repo.clone(),
                 base,
@@ -401,7 +441,12 @@ impl LocalRepo {
         }
 
         self.hash_blob(&req.content, true)?;
-        let tree = self.tree_with_replaced_file(&parent, &entry.mode, &blob, &req.path_in_repo)?;
+        for other in &req.also_replace {
+            self.hash_blob(&other.content, true)?;
+        }
+        let mut replacements = vec![(req.path_in_repo.clone(), entry.mode.clone(), blob.clone())];
+        replacements.extend(others.iter().cloned());
+        let tree = self.tree_with_replaced_files(&parent, &replacements)?;
         let commit = self.commit_tree(&tree, &parent, req)?;
 
         // The all-zero old value makes update-ref create the ref or fail: never overwrite.
@@ -415,7 +460,7 @@ impl LocalRepo {
             // Someone created the branch between our check and now: fine if it holds
             // the same fix.
             if let Some(tip) = self.branch_exists(&req.branch)? {
-                return self.existing_branch(req, tip, &blob);
+                return self.existing_branch(req, tip, &blob, &others);
             }
             return Err(command.failed(&output));
         }
@@ -432,33 +477,40 @@ impl LocalRepo {
         req: &BranchCommit,
         tip: String,
         blob: &str,
+        others: &[(String, String, String)],
     ) -> Result<CommittedBranch, LocalGitError> {
-        match self.tree_entry(&tip, &req.path_in_repo)? {
-            Some(entry)
-                if entry.oid == blob && REGULAR_FILE_MODES.contains(&entry.mode.as_str()) =>
-            {
-                Ok(CommittedBranch {
-                    branch: req.branch.clone(),
-                    commit_sha: tip,
-                    already_existed: true,
-                })
+        let expected = std::iter::once((req.path_in_repo.as_str(), blob)).chain(
+            others
+                .iter()
+                .map(|(path, _, oid)| (path.as_str(), oid.as_str())),
+        );
+        for (path, oid) in expected {
+            match self.tree_entry(&tip, path)? {
+                Some(entry)
+                    if entry.oid == oid && REGULAR_FILE_MODES.contains(&entry.mode.as_str()) => {}
+                _ => {
+                    return Err(LocalGitError::BranchConflict {
+                        branch: req.branch.clone(),
+                        tip,
+                        path: path.to_owned(),
+                    })
+                }
             }
-            _ => Err(LocalGitError::BranchConflict {
-                branch: req.branch.clone(),
-                tip,
-                path: req.path_in_repo.clone(),
-            }),
         }
+        Ok(CommittedBranch {
+            branch: req.branch.clone(),
+            commit_sha: tip,
+            already_existed: true,
+        })
     }
 
-    /// Builds `base`'s tree with one entry replaced, in a temporary index file that is
-    /// deleted afterwards; the repository's own index is never read or written.
-    fn tree_with_replaced_file(
+    /// Builds `base`'s tree with entries (path, mode, blob) replaced, in a temporary index
+    /// file that is deleted afterwards; the repository's own index is never read or
+    /// written.
+    fn tree_with_replaced_files(
         &self,
         base: &str,
-        mode: &str,
-        blob: &str,
-        path: &str,
+        replacements: &[(String, String, String)],
     ) -> Result<String, LocalGitError> {
         // A fresh directory, because git refuses an existing empty file as an index.
         let scratch = tempfile::Builder::new()
@@ -473,11 +525,13 @@ impl LocalRepo {
             .env("GIT_INDEX_FILE", &index)
             .args(["read-tree", base])
             .run()?;
-        self.git()
-            .env("GIT_INDEX_FILE", &index)
-            .args(["update-index", "--cacheinfo"])
-            .arg(format!("{mode},{blob},{path}"))
-            .run()?;
+        for (path, mode, blob) in replacements {
+            self.git()
+                .env("GIT_INDEX_FILE", &index)
+                .args(["update-index", "--cacheinfo"])
+                .arg(format!("{mode},{blob},{path}"))
+                .run()?;
+        }
         let command = self.git().env("GIT_INDEX_FILE", &index).arg("write-tree");
         let tree = command.run_text()?;
         if is_object_id(&tree) {

@@ -558,3 +558,91 @@ fn a_fix_that_restores_the_committed_file_over_an_uncommitted_break_still_gets_a
     );
     Ok(())
 }
+
+#[test]
+fn a_lineage_fix_replaces_several_files_in_one_commit() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(root)?;
+    let upstream = "analytics/models/marts/exec_model.sql";
+    let mut req = request(BRANCH, &base, MODEL, FIXED);
+    req.also_replace = vec![dbtops_localgit::FileReplacement {
+        path_in_repo: upstream.into(),
+        content: "select 2 as x\n".into(),
+    }];
+    let committed = repo.commit_to_new_branch(&req)?;
+    assert_eq!(
+        git(root, &["diff", "--name-only", &base, BRANCH])?,
+        format!("{upstream}\n{MODEL}\n")
+    );
+    assert_eq!(
+        git(root, &["show", &format!("{BRANCH}:{upstream}")])?,
+        "select 2 as x\n"
+    );
+    // The executable bit of the replaced ancestor is kept.
+    assert!(git(root, &["ls-tree", BRANCH, upstream])?.starts_with("100755"));
+    // Idempotent, and a different upstream content is a conflict.
+    assert!(repo.commit_to_new_branch(&req)?.already_existed);
+    req.also_replace[0].content = "select 3 as x\n".into();
+    let conflict = repo.commit_to_new_branch(&req);
+    assert!(
+        matches!(conflict, Err(LocalGitError::BranchConflict { ref path, .. }) if path == upstream),
+        "{conflict:?}"
+    );
+    assert_eq!(
+        git(root, &["rev-parse", BRANCH])?.trim(),
+        committed.commit_sha
+    );
+    Ok(())
+}
+
+#[test]
+fn a_lineage_fix_may_leave_the_failing_model_alone_but_not_change_nothing() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let upstream = "analytics/models/marts/exec_model.sql";
+    // Only the ancestor changes.
+    let mut req = request(BRANCH, &base, MODEL, ORIGINAL);
+    req.also_replace = vec![dbtops_localgit::FileReplacement {
+        path_in_repo: upstream.into(),
+        content: "select 2 as x\n".into(),
+    }];
+    repo.commit_to_new_branch(&req)?;
+    assert_eq!(
+        git(fixture.root(), &["diff", "--name-only", &base, BRANCH])?,
+        format!("{upstream}\n")
+    );
+    // Nothing changes anywhere: refused.
+    let mut unchanged = request("dbt-ops/fix/stg_orders/00000000", &base, MODEL, ORIGINAL);
+    unchanged.also_replace = vec![dbtops_localgit::FileReplacement {
+        path_in_repo: upstream.into(),
+        content: "select 1 as x\n".into(),
+    }];
+    assert!(matches!(
+        repo.commit_to_new_branch(&unchanged),
+        Err(LocalGitError::NoChange { .. })
+    ));
+    // A path twice, a path outside the base, a symbolic link, traversal: refused.
+    for bad in [
+        MODEL,
+        "analytics/models/missing.sql",
+        "analytics/models/linked.sql",
+        "analytics/../x.sql",
+    ] {
+        let mut req = request("dbt-ops/fix/stg_orders/11111111", &base, MODEL, FIXED);
+        req.also_replace = vec![dbtops_localgit::FileReplacement {
+            path_in_repo: bad.into(),
+            content: "select 9\n".into(),
+        }];
+        assert!(repo.commit_to_new_branch(&req).is_err(), "{bad}");
+    }
+    assert!(git(
+        fixture.root(),
+        &["branch", "--list", "dbt-ops/fix/stg_orders/11111111"]
+    )?
+    .trim()
+    .is_empty());
+    Ok(())
+}

@@ -1,21 +1,28 @@
 //! Prometheus `/metrics`, `/healthz` and `/readyz` for a dbt-ops process (`dbt-ops up` and
 //! each service binary), when `telemetry.metrics_listen` is set.
 //!
-//! - [`registry`]: labelled counters and histograms, hand-written in the Prometheus text
-//!   format (no metrics crate).
+//! - [`registry`]: labelled counters, gauges and histograms, hand-written in the Prometheus
+//!   text format (no metrics crate).
 //! - [`observer`]: [`Metrics`] counts the dbt-ops events it sees on a core NATS
 //!   subscription to `<prefix>.>` inside the process, so no service code changes to be
 //!   measured. Every process that serves metrics counts every event of the system: when
 //!   several processes are scraped, aggregate with `max`, not `sum`.
+//! - [`lag`]: the backlog of each durable consumer the process reads
+//!   (`dbtops_consumer_pending_messages`, `dbtops_consumer_ack_pending_messages`), read
+//!   from the server every few seconds.
 //!
-//! `/healthz` answers 200 while the process runs; `/readyz` answers 200 while the NATS
-//! connection is up, 503 otherwise.
+//! `/healthz` answers 200 while the process runs. `/readyz` answers 200 while the NATS
+//! connection is up and every durable consumer the process reads (and every one named in
+//! [`MetricsOptions::consumers`]) is bound; 503 with the reason otherwise — so a process
+//! whose consumer loop has not bound yet, or has stopped, is not ready.
 
+pub mod lag;
 pub mod observer;
 pub mod registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -65,16 +72,47 @@ impl Drop for MetricsServer {
     }
 }
 
+/// What a process serves beyond the event counters.
+#[derive(Debug, Clone)]
+pub struct MetricsOptions {
+    /// Durable consumers whose lag is reported, and which must be bound by this process
+    /// for it to be ready, besides those it binds anyway. Empty for the services: they are
+    /// found as the consumer loops bind them.
+    pub consumers: Vec<String>,
+    /// How often consumer lag is read from the server.
+    pub lag_interval: Duration,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        Self {
+            consumers: Vec::new(),
+            // Well under Prometheus' usual 15 s scrape, and one small request per consumer.
+            lag_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    client: async_nats::Client,
+    bus: Bus,
+    required: Arc<Vec<String>>,
 }
 
-/// Starts the endpoint on `listen` and the observer on `bus`; `None` when `listen` is
-/// empty (metrics off).
+/// Starts the endpoint on `listen`, the observer and the lag poller on `bus`; `None` when
+/// `listen` is empty (metrics off).
 pub async fn start(bus: &Bus, listen: &str) -> Result<Option<MetricsServer>, MetricsError> {
+    start_with(bus, listen, MetricsOptions::default()).await
+}
+
+/// Like [`start`], with `options`.
+pub async fn start_with(
+    bus: &Bus,
+    listen: &str,
+    options: MetricsOptions,
+) -> Result<Option<MetricsServer>, MetricsError> {
     if listen.is_empty() {
         return Ok(None);
     }
@@ -97,9 +135,16 @@ pub async fn start(bus: &Bus, listen: &str) -> Result<Option<MetricsServer>, Met
         bus.settings().subject_prefix.clone(),
         metrics.clone(),
     ));
+    let lag = tokio::spawn(lag::poll(
+        bus.clone(),
+        options.consumers.clone(),
+        options.lag_interval,
+        metrics.clone(),
+    ));
     let app = router(AppState {
         metrics: metrics.clone(),
-        client: bus.client().clone(),
+        bus: bus.clone(),
+        required: Arc::new(options.consumers),
     });
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -110,7 +155,7 @@ pub async fn start(bus: &Bus, listen: &str) -> Result<Option<MetricsServer>, Met
     Ok(Some(MetricsServer {
         address,
         metrics,
-        tasks: vec![observer, server],
+        tasks: vec![observer, lag, server],
     }))
 }
 
@@ -133,11 +178,30 @@ async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.client.connection_state() {
-        async_nats::connection::State::Connected => (StatusCode::OK, "ready\n".to_owned()),
-        other => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("NATS is not connected ({other})\n"),
-        ),
+    match readiness(&state.bus, &state.required) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}
+
+/// Ready: NATS connected, at least one durable consumer read, and every consumer the
+/// process reads or is required to read bound on the server.
+fn readiness(bus: &Bus, required: &[String]) -> Result<(), String> {
+    match bus.client().connection_state() {
+        async_nats::connection::State::Connected => {}
+        other => return Err(format!("NATS is not connected ({other})")),
+    }
+    let consumers = bus.consumers();
+    if consumers.is_empty() && required.is_empty() {
+        return Err("no durable consumer is bound yet".into());
+    }
+    for durable in required {
+        if !consumers.iter().any(|c| &c.durable == durable && c.bound) {
+            return Err(format!("consumer {durable} is not bound"));
+        }
+    }
+    match consumers.iter().find(|c| !c.bound) {
+        Some(unbound) => Err(format!("consumer {} is not bound yet", unbound.durable)),
+        None => Ok(()),
     }
 }

@@ -80,6 +80,7 @@ impl Metrics {
             &["direction"],
         );
         registry.counter(LLM_COST, "LLM cost of proposals, in USD.", &[]);
+        crate::lag::declare(&registry);
         registry.histogram(
             TIME_TO_MR,
             "Seconds from an incident's detection to its merge request, as this process saw them.",

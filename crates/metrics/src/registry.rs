@@ -1,4 +1,4 @@
-//! A small metrics registry: labelled counters and histograms, written out in the
+//! A small metrics registry: labelled counters, gauges and histograms, written out in the
 //! Prometheus text exposition format (version 0.0.4).
 
 use std::collections::BTreeMap;
@@ -11,6 +11,16 @@ type Labels = Vec<String>;
 /// A family of counters sharing a name and label names.
 #[derive(Debug)]
 struct CounterFamily {
+    name: &'static str,
+    help: &'static str,
+    label_names: &'static [&'static str],
+    values: BTreeMap<Labels, f64>,
+}
+
+/// A family of gauges: values set (not added to), and series removed when what they
+/// measure is gone.
+#[derive(Debug)]
+struct GaugeFamily {
     name: &'static str,
     help: &'static str,
     label_names: &'static [&'static str],
@@ -32,6 +42,7 @@ struct HistogramFamily {
 #[derive(Debug, Default)]
 pub struct Registry {
     counters: Mutex<Vec<CounterFamily>>,
+    gauges: Mutex<Vec<GaugeFamily>>,
     histograms: Mutex<Vec<HistogramFamily>>,
 }
 
@@ -49,6 +60,48 @@ impl Registry {
             label_names,
             values: BTreeMap::new(),
         });
+    }
+
+    /// Declares a gauge family; its series appear once set.
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label_names: &'static [&'static str],
+    ) {
+        lock(&self.gauges).push(GaugeFamily {
+            name,
+            help,
+            label_names,
+            values: BTreeMap::new(),
+        });
+    }
+
+    /// Sets the gauge `name` with `labels` to `value`. An undeclared name is ignored.
+    pub fn set(&self, name: &str, labels: &[&str], value: f64) {
+        let mut families = lock(&self.gauges);
+        if let Some(family) = families.iter_mut().find(|family| family.name == name) {
+            let key = labels.iter().map(|label| (*label).to_owned()).collect();
+            family.values.insert(key, value);
+        }
+    }
+
+    /// Removes the gauge series `name` with `labels` (what it measured is gone).
+    pub fn remove(&self, name: &str, labels: &[&str]) {
+        let key: Labels = labels.iter().map(|label| (*label).to_owned()).collect();
+        let mut families = lock(&self.gauges);
+        if let Some(family) = families.iter_mut().find(|family| family.name == name) {
+            family.values.remove(&key);
+        }
+    }
+
+    /// The current value of a gauge series, `None` when it is not set.
+    pub fn gauge_value(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        let key: Labels = labels.iter().map(|label| (*label).to_owned()).collect();
+        lock(&self.gauges)
+            .iter()
+            .find(|family| family.name == name)
+            .and_then(|family| family.values.get(&key).copied())
     }
 
     /// Declares a histogram family with ascending upper bounds (`+Inf` is implied).
@@ -109,6 +162,25 @@ impl Registry {
         for family in lock(&self.counters).iter() {
             let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
             let _ = writeln!(out, "# TYPE {} counter", family.name);
+            for (labels, value) in &family.values {
+                let pairs: Vec<(&str, &str)> = family
+                    .label_names
+                    .iter()
+                    .copied()
+                    .zip(labels.iter().map(String::as_str))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    family.name,
+                    label_set(&pairs),
+                    number(*value)
+                );
+            }
+        }
+        for family in lock(&self.gauges).iter() {
+            let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+            let _ = writeln!(out, "# TYPE {} gauge", family.name);
             for (labels, value) in &family.values {
                 let pairs: Vec<(&str, &str)> = family
                     .label_names
@@ -217,6 +289,31 @@ mod tests {
         assert!(text.contains("z_seconds_sum 11\n"), "{text}");
         assert!(text.contains("z_seconds_count 2\n"), "{text}");
         assert_eq!(registry.value("x_total", &["a\"b", "ok"]), 2.0);
+    }
+
+    #[test]
+    fn gauges_are_set_and_removed() {
+        let registry = Registry::default();
+        registry.gauge("g_messages", "Waiting.", &["consumer"]);
+        registry.set("g_messages", &["fixer"], 3.0);
+        registry.set("g_messages", &["fixer"], 2.0);
+        registry.set("g_messages", &["validator"], 0.0);
+        let text = registry.render();
+        assert!(text.contains("# TYPE g_messages gauge\n"), "{text}");
+        assert!(
+            text.contains("g_messages{consumer=\"fixer\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("g_messages{consumer=\"validator\"} 0\n"),
+            "{text}"
+        );
+        registry.remove("g_messages", &["fixer"]);
+        assert_eq!(registry.gauge_value("g_messages", &["fixer"]), None);
+        assert_eq!(
+            registry.gauge_value("g_messages", &["validator"]),
+            Some(0.0)
+        );
     }
 
     #[test]

@@ -196,6 +196,21 @@ pub fn hinted_candidates(message: &str) -> Vec<String> {
     unique_names(&hints(message))
 }
 
+/// The relations the warehouse suggested reading `column` from
+/// (`Perhaps you meant to reference the column "o.order_status"` → `o`), in order,
+/// compared without case; empty when its hints name no relation for it.
+pub fn hinted_qualifiers(message: &str, column: &str) -> Vec<String> {
+    let mut qualifiers: Vec<String> = Vec::new();
+    for (qualifier, name) in hints(message) {
+        if let Some(q) = qualifier {
+            if name.eq_ignore_ascii_case(column) && !qualifiers.contains(&q) {
+                qualifiers.push(q);
+            }
+        }
+    }
+    qualifiers
+}
+
 fn unique_names(hints: &[(Option<String>, String)]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (_, name) in hints {

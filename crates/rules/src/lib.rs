@@ -2,12 +2,16 @@
 //!
 //! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
 //! one right answer when exactly one existing name is clearly nearest; a missing comma,
-//! a trailing comma, a column missing from `GROUP BY`, a function the warehouse spells
-//! differently, a renamed upstream column, a mistyped table alias, an ambiguous join
-//! column, a misspelt macro call, a Jinja tag left open on one line, a hard-coded table
-//! that should be a `ref()` and a division by a zero divisor often do too. Finding it costs microseconds and no tokens. Every rule returns
-//! `None` unless it is sure — a wrong fix is worse than no fix, because a reviewer has
-//! to notice it.
+//! a trailing comma, a doubled or stray comma, a column missing from `GROUP BY` (or the whole
+//! clause), a function the warehouse spells differently, a function, type or table name
+//! the warehouse suggests a spelling for, a renamed upstream column, a mistyped table
+//! alias, a column read through the wrong alias, an ambiguous join column, a misspelt
+//! macro call, a Jinja tag left open on one line, a hard-coded table that should be a
+//! `ref()`, a division by a zero divisor, a date compared with an integer written as a
+//! date, a string compared with a number (the explicit cast the warehouse asks for) and
+//! a cast that fails on dirty data (its safe form) often do too. Finding it costs
+//! microseconds and no tokens. Every rule returns `None` unless it is sure — a wrong fix
+//! is worse than no fix, because a reviewer has to notice it.
 //!
 //! A pure library: no I/O, no async, no wire types. The fixer converts its evidence
 //! into a [`RuleInput`] and a [`RuleFix`] back into a proposal.
@@ -27,7 +31,12 @@
 //!   (sqlparser)? The syntax rules only propose edits this check accepts.
 //! - [`jinja_calls`] — finds `ref(…)` / `source(…)` calls and their string arguments.
 //! - [`column_errors`] — the table of adapter error wordings for a missing column.
-//! - [`error_spot`] — the token and echoed line of a parser error.
+//! - [`error_spot`] — the token and echoed line of a parser error, and where its carets
+//!   point in the model.
+//! - [`expressions`] — casts and binary operations with their operands, for the type
+//!   rules.
+//! - [`sql_types`] — type names as warehouses print them and models write them, per
+//!   adapter.
 //! - [`nearest`] — picks the one nearest existing name, or refuses.
 //! - [`rewrite`] — identifier occurrences, byte-range edits, rejected-attempt checks.
 //! - [`rules`] — the rules themselves and the table [`rules::RULES`] that
@@ -38,12 +47,14 @@
 pub mod column_errors;
 pub mod error_class;
 pub mod error_spot;
+pub mod expressions;
 pub mod jinja_calls;
 pub mod nearest;
 pub mod relations;
 pub mod rewrite;
 pub mod rules;
 pub mod segment;
+pub mod sql_types;
 pub mod sqlcheck;
 pub mod structure;
 pub mod tokens;

@@ -273,6 +273,19 @@ fn check(sql: &str, message: &str, class: ErrorClass, adapter: &str) -> Result<(
                 gone
             );
         }
+    } else if fix.rule == "missing_group_by" {
+        // A GROUP BY written from scratch copies its keys from the select list, string
+        // literals included: the old literals are all still there, in order, and every
+        // new one is a copy of an old one.
+        let mut rest = after.iter();
+        prop_assert!(
+            before.iter().all(|b| rest.any(|a| a == b)),
+            "a string literal changed by missing_group_by"
+        );
+        prop_assert!(
+            after.iter().all(|a| before.contains(a)),
+            "a new string literal from missing_group_by"
+        );
     } else {
         prop_assert_eq!(before, after, "a string literal changed by {}", fix.rule);
     }

@@ -318,10 +318,10 @@ fn duckdb_unqualified_column_in_group_by() {
     case.fixes_to("missing_group_by", "select\n    order_date,\n    order_status,\n    dayname(order_date) as day_of_week,\n    strftime(order_date, '%Y-%m') as order_month,\n    count(distinct order_id) as order_count,\n    sum(item_count) as items_sold,\n    sum(order_total) as revenue,\n    round(sum(order_total) / count(distinct order_id), 2) as average_order_value\nfrom {{ ref('orders') }}\nwhere order_status = 'completed'\ngroup by order_date, order_status\n");
 }
 
-/// An aggregate with a plain column and no GROUP BY: whether to group or to aggregate is
-/// a decision.
+/// An aggregate with a plain column and no GROUP BY at all: the column is grouped, in a
+/// GROUP BY written after the FROM. The fixed SQL built with `dbt build`.
 #[test]
-fn duckdb_no_group_by_at_all_is_refused() {
+fn duckdb_no_group_by_at_all_gets_one() {
     let case = Case {
         class: ErrorClass::MissingGroupBy,
         adapter: "duckdb",
@@ -330,7 +330,10 @@ fn duckdb_no_group_by_at_all_is_refused() {
         sql: "select\n    order_status,\n    count(*) as order_count\nfrom {{ ref('orders') }}\n",
         parents: &[],
     };
-    case.refused();
+    case.fixes_to(
+        "missing_group_by",
+        "select\n    order_status,\n    count(*) as order_count\nfrom {{ ref('orders') }}\ngroup by order_status\n",
+    );
 }
 
 /// `upper(s.city) as city` with `s.city` not grouped: not a plain selected column.

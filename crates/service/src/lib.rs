@@ -2,6 +2,11 @@
 //! four stay identical: parse `--config`, load settings (a bad value stops here, naming
 //! the key), set up telemetry, connect to NATS, serve metrics when
 //! `telemetry.metrics_listen` is set, run until SIGTERM or ctrl-c.
+//!
+//! The metrics endpoint's `/readyz` turns 200 once the service's consumer loop has bound
+//! its durable consumer, and its consumer lag gauges follow whatever the loop binds: the
+//! service needs to name nothing. On SIGTERM the service drains what it has in flight, and
+//! dropping the telemetry guard on the way out flushes the spans its exporter still holds.
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -128,6 +128,9 @@ pub struct NatsSettings {
     pub token: Secret,
     /// Path of a `.creds` file (JWT + NKey).
     pub credentials_file: String,
+    /// PEM file of the CA(s) that signed the server's certificate, for a private CA; setting
+    /// it also requires TLS (as a `tls://` URL does). Empty: the system's trust store.
+    pub tls_ca_file: String,
 }
 
 impl Default for NatsSettings {
@@ -147,6 +150,7 @@ impl Default for NatsSettings {
             password: Secret::default(),
             token: Secret::default(),
             credentials_file: String::new(),
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -155,8 +159,17 @@ impl Default for NatsSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; empty: no export.
+    /// OTLP endpoint; empty: no export. gRPC: the collector's address, e.g.
+    /// `http://127.0.0.1:4317`. HTTP: the base URL, to which `/v1/traces` is appended unless
+    /// it already ends with it, e.g. `https://cloud.langfuse.com/api/public/otel`.
     pub otlp_endpoint: String,
+    /// How spans reach `otlp_endpoint`: OTLP over gRPC (Jaeger, Tempo, a collector) or
+    /// HTTP with protobuf bodies (Langfuse, which takes no gRPC).
+    pub otlp_protocol: OtlpProtocol,
+    /// Headers sent with every export (gRPC metadata or HTTP headers), e.g. Langfuse's
+    /// `Authorization = "Basic …"`. Values are secrets: never logged; an empty value is
+    /// not sent (so an unset variable in a deployment template switches a header off).
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
     /// `tracing` filter directive, e.g. `info,dbtops_bus=debug`.
     pub log_filter: String,
     /// `text` or `json`.
@@ -172,12 +185,25 @@ impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             otlp_endpoint: String::new(),
+            otlp_protocol: OtlpProtocol::Grpc,
+            otlp_headers: std::collections::BTreeMap::new(),
             log_filter: "info".into(),
             log_format: "text".into(),
             trace_url_prefix: String::new(),
             metrics_listen: String::new(),
         }
     }
+}
+
+/// The wire protocol of OTLP trace export.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (tonic), usually port 4317.
+    #[default]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (`POST …/v1/traces`), usually port 4318.
+    Http,
 }
 
 /// The detector.
@@ -198,6 +224,10 @@ pub struct DetectorSettings {
     /// Largest gRPC request the detector accepts (artifacts inline); larger artifacts go
     /// through the object store by name.
     pub grpc_max_message_bytes: u64,
+    /// When set, `Ingest/SubmitRun` requires `authorization: Bearer <token>` and refuses
+    /// anything else with `UNAUTHENTICATED` (the health service stays open). Empty: no
+    /// authentication — only for a listener nobody else can reach.
+    pub grpc_token: Secret,
     /// dbt project directories whose finished runs are picked up and submitted.
     pub watch: Vec<String>,
     /// How often watched projects are polled, in milliseconds.
@@ -215,6 +245,7 @@ impl Default for DetectorSettings {
             evidence_token_budget: 2_000,
             grpc_listen: String::new(),
             grpc_max_message_bytes: 16 * 1024 * 1024,
+            grpc_token: Secret::default(),
             watch: Vec::new(),
             watch_interval_ms: 1_000,
             watch_debounce_ms: 2_000,
@@ -233,6 +264,9 @@ pub struct FixerSettings {
     /// LLM providers, tried in order after the rules; none: rules only (the offline
     /// default).
     pub providers: Vec<LlmProviderSettings>,
+    /// Try the deterministic rules before any provider (the default). Off: every
+    /// incident goes to the providers — to measure them alone (`dbt-ops eval`).
+    pub rules_enabled: bool,
     /// Most tokens (prompt + answer) one LLM call may use; a bigger prompt is not sent.
     pub max_tokens_per_call: u64,
     /// Most tokens all LLM calls of one incident may use, across its attempts.
@@ -247,6 +281,25 @@ pub struct FixerSettings {
     /// Record prompts and answers (secrets redacted) as span attributes. Off by default:
     /// they hold the project's SQL.
     pub capture_content: bool,
+    /// Which files a proposal may edit: the failing model only (the default), or its
+    /// ancestor models too (`"lineage"`). The detector, validator and delivery read it as
+    /// well: each holds a lineage edit to its own check.
+    pub fix_scope: FixScope,
+    /// With `fix_scope = "lineage"`: how many generations of ancestors the evidence
+    /// carries (1: direct parents).
+    pub lineage_depth: u32,
+}
+
+/// Which model files one fix may edit.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FixScope {
+    /// Only the failing model's `.sql` file.
+    #[default]
+    Model,
+    /// The failing model and its ancestor models (a renamed column or a cast in a staging
+    /// model, an ephemeral model inlined into the failing one).
+    Lineage,
 }
 
 impl Default for FixerSettings {
@@ -255,11 +308,14 @@ impl Default for FixerSettings {
             max_attempts: 3,
             concurrency: 4,
             providers: Vec::new(),
+            rules_enabled: true,
             max_tokens_per_call: 32_000,
             max_tokens_per_incident: 100_000,
             max_cost_per_incident_usd: 1.0,
             unavailable_retry_secs: 30,
             capture_content: false,
+            fix_scope: FixScope::Model,
+            lineage_depth: 2,
         }
     }
 }

@@ -3,9 +3,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use dbtops_guardrails::{GuardrailError, PathPolicy};
+use dbtops_guardrails::{GuardrailError, LineageScope, PathPolicy};
 use dbtops_proto::v1;
-use dbtops_settings::{SensitiveAction, Settings};
+use dbtops_settings::{FixScope, SensitiveAction, Settings};
 
 use crate::Failure;
 
@@ -67,11 +67,7 @@ pub fn check_fix(
         .map_err(refused)?;
     let sensitive = dbtops_guardrails::is_sensitive(&proposal.model_path, &policy);
     if sensitive && settings.delivery.sensitive_action == SensitiveAction::Refuse {
-        return Err(Failure::Refused(format!(
-            "{} matches delivery.sensitive_paths: refused for owner review \
-             (delivery.sensitive_action = \"refuse\")",
-            proposal.model_path
-        )));
+        return Err(refused_as_sensitive(&proposal.model_path));
     }
     let check_links = match checkout {
         Checkout::Required => true,
@@ -96,9 +92,84 @@ pub fn check_fix(
         )
         .map_err(refused)?;
     }
+    let upstream_sensitive = check_upstream_edits(settings, incident, proposal, &policy, checkout)?;
     Ok(CheckedFix {
-        needs_owner_review: sensitive,
+        needs_owner_review: sensitive || upstream_sensitive,
     })
+}
+
+fn refused_as_sensitive(path: &str) -> Failure {
+    Failure::Refused(format!(
+        "{path} matches delivery.sensitive_paths: refused for owner review \
+         (delivery.sensitive_action = \"refuse\")"
+    ))
+}
+
+/// A lineage-scoped proposal's edits to ancestor models, each under the rules of the
+/// failing model's own edit (refused unless this delivery's own settings enable lineage
+/// fixes). Returns whether one of them is a sensitive path.
+fn check_upstream_edits(
+    settings: &Settings,
+    incident: &v1::FailureDetected,
+    proposal: &v1::FixProposal,
+    policy: &PathPolicy,
+    checkout: Checkout,
+) -> Result<bool, Failure> {
+    if proposal.upstream_edits.is_empty() {
+        return Ok(false);
+    }
+    let refused = |error: GuardrailError| Failure::Refused(error.to_string());
+    let project = incident.project.clone().unwrap_or_default();
+    let project_dir = PathBuf::from(&project.project_dir);
+    let on_this_machine = match checkout {
+        Checkout::Required => true,
+        Checkout::IfPresent => !project.project_dir.is_empty() && project_dir.is_dir(),
+    };
+    let ancestors = incident
+        .evidence
+        .as_ref()
+        .map(|evidence| evidence.ancestor_models.as_slice())
+        .unwrap_or_default();
+    let scope = LineageScope {
+        enabled: settings.fixer.fix_scope == FixScope::Lineage,
+        ancestor_paths: ancestors
+            .iter()
+            .map(|ancestor| ancestor.path.clone())
+            .collect(),
+    };
+    let mut sensitive = false;
+    for edit in &proposal.upstream_edits {
+        let original = ancestors
+            .iter()
+            .find(|ancestor| ancestor.path == edit.path)
+            .map(|ancestor| ancestor.raw_sql.as_str())
+            .unwrap_or_default();
+        dbtops_guardrails::check_upstream_edit(
+            &edit.path,
+            &edit.fixed_sql,
+            original,
+            &scope,
+            policy,
+            on_this_machine.then_some(project_dir.as_path()),
+            MAX_SQL_BYTES,
+        )
+        .map_err(refused)?;
+        if !original.is_empty() {
+            dbtops_guardrails::check_change_size(
+                original,
+                &edit.fixed_sql,
+                settings.delivery.max_changed_share,
+            )
+            .map_err(refused)?;
+        }
+        if dbtops_guardrails::is_sensitive(&edit.path, policy) {
+            if settings.delivery.sensitive_action == SensitiveAction::Refuse {
+                return Err(refused_as_sensitive(&edit.path));
+            }
+            sensitive = true;
+        }
+    }
+    Ok(sensitive)
 }
 
 /// The model file's path in the forge repository: the project's directory inside the

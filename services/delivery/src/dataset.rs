@@ -1,6 +1,7 @@
 //! The golden dataset: every merged incident as one JSON line — the error, the evidence the
-//! fixer saw, the proposal dbt validated, its diff and validation, and how it was merged —
-//! for regression tests and fine-tuning.
+//! fixer saw, the proposal dbt validated, its diff and validation, how it was merged, and
+//! the model file as merged, with whether and how a reviewer changed the proposal — for
+//! regression tests and fine-tuning.
 //!
 //! Built from the stream alone (`dbtops.fix.validated` joined with `dbtops.mr.merged` by
 //! incident id), so it needs no other state and can be rebuilt at any time.
@@ -50,9 +51,15 @@ pub struct DatasetRecord {
     pub history: Vec<AttemptJson>,
     /// Where and when it was merged.
     pub merge: MergeJson,
-    /// The file as finally merged, when a human changed it and the forge told us; `None`
-    /// when unknown (today: always — `MergeRequestMerged` does not carry it yet).
+    /// The model file as finally merged, read from the forge at the merge; `None` when
+    /// unknown (local git, a failed read, merges recorded before dbt-ops read it).
     pub merged_content: Option<String>,
+    /// Whether the merged file differs from the proposal, trailing whitespace aside: the
+    /// label that says the proposal was not taken as it was. `None` when
+    /// `merged_content` is.
+    pub changed_by_human: Option<bool>,
+    /// Unified diff of the model file, proposal → merged, when a human changed it.
+    pub merged_diff: Option<String>,
 }
 
 /// `ModelRef`.
@@ -174,6 +181,8 @@ pub struct MergeJson {
     pub url: String,
     /// When, RFC 3339.
     pub merged_at: String,
+    /// The merge commit, when the forge named one.
+    pub merge_commit_sha: String,
 }
 
 /// Writes one JSON line per merged incident to `writer`, oldest merge first, and returns
@@ -240,6 +249,16 @@ fn to_record(fix: &v1::FixValidated, merge: &v1::MergeRequestMerged) -> DatasetR
     let error = incident.error.clone().unwrap_or_default();
     let evidence = incident.evidence.clone().unwrap_or_default();
     let proposal = fix.proposal.clone().unwrap_or_default();
+    // The commit it was read at says it was read: an empty file is content too.
+    let merged_content =
+        (!merge.merged_content_sha.is_empty()).then(|| merge.merged_content.clone());
+    let changed_by_human = merged_content.as_ref().map(|_| merge.changed_by_human);
+    let merged_diff = merged_content
+        .as_deref()
+        .filter(|_| merge.changed_by_human)
+        .map(|merged| {
+            dbtops_guardrails::unified_diff(&proposal.model_path, &proposal.fixed_sql, merged)
+        });
     DatasetRecord {
         incident_id: merge.incident_id.clone(),
         project: incident
@@ -326,7 +345,10 @@ fn to_record(fix: &v1::FixValidated, merge: &v1::MergeRequestMerged) -> DatasetR
             provider: merge.provider.clone(),
             url: merge.url.clone(),
             merged_at: merge.merged_at.clone(),
+            merge_commit_sha: merge.merge_commit_sha.clone(),
         },
-        merged_content: None,
+        merged_content,
+        changed_by_human,
+        merged_diff,
     }
 }

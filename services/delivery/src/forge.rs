@@ -1,5 +1,6 @@
 //! What delivery asks of a forge (GitLab, GitHub), independent of which one: open a merge
-//! request for one change, find the open one for a branch, add a note, close it.
+//! request for one change, find the open one for a branch, add a note, close it, read a
+//! file as a merge left it.
 
 use std::time::Duration;
 
@@ -9,6 +10,15 @@ use crate::github::Github;
 use crate::gitlab::Gitlab;
 use crate::http::{HttpClient, HttpError};
 use crate::owners::Owner;
+
+/// One more file a merge request's commit replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileChange {
+    /// Relative to the repository root.
+    pub file_path: String,
+    /// Its new content.
+    pub content: String,
+}
 
 /// Everything a forge needs to open one merge request.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +31,9 @@ pub struct ChangeRequest {
     pub file_path: String,
     /// The file's new content.
     pub content: String,
+    /// More files the same commit replaces (a lineage-scoped fix's ancestor models),
+    /// relative to the repository root; usually empty.
+    pub also_replace: Vec<FileChange>,
     /// The commit message.
     pub commit_message: String,
     /// `fix(dbt): <model> — <class>`.
@@ -240,6 +253,20 @@ impl Forge {
         match self {
             Forge::Gitlab(gitlab) => gitlab.add_note_once(number, marker, body).await,
             Forge::Github(github) => github.add_note_once(number, marker, body).await,
+        }
+    }
+
+    /// The content of `path` (relative to the repository root) at the commit
+    /// `reference`, or `None` when no such file is there: the model file as a merge left
+    /// it.
+    pub async fn file_content(
+        &self,
+        path: &str,
+        reference: &str,
+    ) -> Result<Option<String>, ForgeError> {
+        match self {
+            Forge::Gitlab(gitlab) => gitlab.file_content(path, reference).await,
+            Forge::Github(github) => github.file_content(path, reference).await,
         }
     }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use dbtops_settings::Secret;
 
 use crate::forge::{
-    check_branch, ours, ChangeRequest, ForgeError, OpenMergeRequest, OpenedMergeRequest,
+    check_branch, ours, ChangeRequest, FileChange, ForgeError, OpenMergeRequest, OpenedMergeRequest,
 };
 use crate::gitlab::with_marker;
 use crate::http::{encode_component, with_query, Answer, HttpClient};
@@ -26,6 +26,11 @@ const TOKEN_HINT: &str =
 const REPOSITORY_HINT: &str = "delivery.github.repository and delivery.github.api_url";
 /// The REST API version this client speaks.
 const API_VERSION: &str = "2022-11-28";
+/// JSON, the media type of every call but one.
+const JSON_MEDIA_TYPE: &str = "application/vnd.github+json";
+/// The contents API's media type for a file's bytes as they are (files up to 100 MB,
+/// where the JSON form stops carrying content at 1 MB).
+const RAW_MEDIA_TYPE: &str = "application/vnd.github.raw+json";
 /// GitHub refuses bodies above 65,536 characters; keep a margin for the marker.
 pub const MAX_BODY_CHARS: usize = 60_000;
 
@@ -126,6 +131,20 @@ impl Github {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer, ForgeError> {
+        self.call_accepting(method, url, what, query, body, JSON_MEDIA_TYPE)
+            .await
+    }
+
+    /// [`Github::call`] asking for the media type `accept`.
+    async fn call_accepting(
+        &self,
+        method: Method,
+        url: &str,
+        what: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        accept: &str,
+    ) -> Result<Answer, ForgeError> {
         let url = with_query(url, query);
         let answer = self
             .http
@@ -134,7 +153,7 @@ impl Github {
                     .http
                     .request(method.clone(), &url)
                     .bearer_auth(self.token.expose())
-                    .header("Accept", "application/vnd.github+json")
+                    .header("Accept", accept)
                     .header("X-GitHub-Api-Version", API_VERSION);
                 if let Some(body) = body {
                     request = request.json(body);
@@ -272,29 +291,19 @@ impl Github {
         let base_tree = success::<Commit>(answer, what)?.tree.sha;
 
         // Only a file that exists at the base is ever replaced, never created.
-        let base_blob = self
-            .file_sha(&change.file_path, &base)
-            .await?
-            .ok_or_else(|| {
-                ForgeError::Guardrail(format!(
-                    "{} does not exist as a regular file on {target}; dbt-ops only replaces the \
-                 incident's existing model file",
-                    change.file_path
-                ))
-            })?;
-
-        let what = "POST /repos/:owner/:repo/git/blobs";
-        let answer = self
-            .call(
-                Method::POST,
-                &self.repo_url("/git/blobs"),
-                what,
-                &[],
-                Some(&json!({ "content": change.content, "encoding": "utf-8" })),
-            )
-            .await?;
-        let blob = success::<Sha>(answer, what)?.sha;
-        if blob == base_blob {
+        let main_file = FileChange {
+            file_path: change.file_path.clone(),
+            content: change.content.clone(),
+        };
+        let (base_blob, blob) = self.replacement_blob(&main_file, &base, target).await?;
+        let mut entries = vec![tree_entry(&change.file_path, &blob)];
+        let mut changed = blob != base_blob;
+        for other in &change.also_replace {
+            let (other_base, other_blob) = self.replacement_blob(other, &base, target).await?;
+            changed |= other_blob != other_base;
+            entries.push(tree_entry(&other.file_path, &other_blob));
+        }
+        if !changed {
             return Err(ForgeError::Guardrail(format!(
                 "the fix is identical to {} on {target}: nothing to deliver",
                 change.file_path
@@ -302,22 +311,13 @@ impl Github {
         }
 
         let what = "POST /repos/:owner/:repo/git/trees";
-        // 100644: the contents API does not report modes, and a model is a plain file.
         let answer = self
             .call(
                 Method::POST,
                 &self.repo_url("/git/trees"),
                 what,
                 &[],
-                Some(&json!({
-                    "base_tree": base_tree,
-                    "tree": [{
-                        "path": change.file_path,
-                        "mode": "100644",
-                        "type": "blob",
-                        "sha": blob,
-                    }],
-                })),
+                Some(&json!({ "base_tree": base_tree, "tree": entries })),
             )
             .await?;
         let tree = success::<Sha>(answer, what)?.sha;
@@ -358,6 +358,37 @@ impl Github {
         }
         success::<Value>(answer, what)?;
         Ok(commit)
+    }
+
+    /// For a file the fix replaces: its blob at the base (it must exist: an edit never
+    /// creates a file) and the blob of its new content.
+    async fn replacement_blob(
+        &self,
+        other: &FileChange,
+        base: &str,
+        target: &str,
+    ) -> Result<(String, String), ForgeError> {
+        let base_blob = self
+            .file_sha(&other.file_path, base)
+            .await?
+            .ok_or_else(|| {
+                ForgeError::Guardrail(format!(
+                    "{} does not exist as a regular file on {target}; dbt-ops only replaces \
+                 existing model files",
+                    other.file_path
+                ))
+            })?;
+        let what = "POST /repos/:owner/:repo/git/blobs";
+        let answer = self
+            .call(
+                Method::POST,
+                &self.repo_url("/git/blobs"),
+                what,
+                &[],
+                Some(&json!({ "content": other.content, "encoding": "utf-8" })),
+            )
+            .await?;
+        Ok((base_blob, success::<Sha>(answer, what)?.sha))
     }
 
     /// The branch exists: reuse it when its file is exactly the fix (same blob), else
@@ -423,6 +454,55 @@ impl Github {
             Ok(_) => Ok(None),
             Err(ForgeError::Unexpected { .. }) => Ok(None),
             Err(error) => Err(error),
+        }
+    }
+
+    /// The content of `path` at `reference` (a commit), as raw bytes from the contents
+    /// API (`GET /repos/:owner/:repo/contents/:path?ref=`), or `None` when no such file is
+    /// there.
+    pub async fn file_content(
+        &self,
+        path: &str,
+        reference: &str,
+    ) -> Result<Option<String>, ForgeError> {
+        let what = "GET /repos/:owner/:repo/contents/:path";
+        let url = self.repo_url(&format!("/contents/{}", encode_path(path)));
+        let answer = self
+            .call_accepting(
+                Method::GET,
+                &url,
+                what,
+                &[("ref", reference)],
+                None,
+                RAW_MEDIA_TYPE,
+            )
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.is_success() {
+            return Err(failure(&answer, what));
+        }
+        // A server (or proxy) that ignores the raw media type answers with the JSON
+        // object, its content in base64; a model file never parses as that object.
+        #[derive(Deserialize)]
+        struct Encoded {
+            #[serde(rename = "type")]
+            kind: String,
+            encoding: String,
+            content: String,
+        }
+        match serde_json::from_str::<Encoded>(&answer.body) {
+            Ok(encoded) if encoded.kind == "file" && encoded.encoding == "base64" => {
+                let bytes =
+                    decode_base64(&encoded.content).ok_or_else(|| ForgeError::Unexpected {
+                        forge: FORGE,
+                        what: what.to_owned(),
+                        reason: "the file's base64 content does not decode".into(),
+                    })?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            _ => Ok(Some(answer.body)),
         }
     }
 
@@ -644,19 +724,64 @@ fn success<T: serde::de::DeserializeOwned>(answer: Answer, what: &str) -> Result
             reason,
         });
     }
+    Err(failure(&answer, what))
+}
+
+/// The error a non-2xx answer means.
+fn failure(answer: &Answer, what: &str) -> ForgeError {
     if answer.status == StatusCode::NOT_FOUND {
-        return Err(ForgeError::NotFound {
+        return ForgeError::NotFound {
             forge: FORGE,
-            what: format!("{what}: {}", message_of(&answer)),
+            what: format!("{what}: {}", message_of(answer)),
             hint: REPOSITORY_HINT,
-        });
+        };
     }
-    Err(ForgeError::Refused {
+    ForgeError::Refused {
         forge: FORGE,
         what: what.to_owned(),
         status: answer.status.as_u16(),
-        message: message_of(&answer),
-    })
+        message: message_of(answer),
+    }
+}
+
+/// Standard base64 as the contents API sends it (wrapped lines, `=` padding), or `None`
+/// when it is not base64. Small enough not to be worth a dependency.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |byte: u8| -> Option<u32> {
+        match byte {
+            b'A'..=b'Z' => Some(u32::from(byte - b'A')),
+            b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|byte| !byte.is_ascii_whitespace())
+        .collect();
+    let digits = match digits.iter().position(|&byte| byte == b'=') {
+        // Padding only at the end, at most two.
+        Some(at) if digits[at..].iter().all(|&byte| byte == b'=') && digits.len() - at <= 2 => {
+            &digits[..at]
+        }
+        Some(_) => return None,
+        None => &digits[..],
+    };
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut group = 0u32;
+        for (index, &byte) in chunk.iter().enumerate() {
+            group |= value(byte)? << (18 - 6 * index);
+        }
+        let bytes = group.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
 }
 
 /// A 422 on an optional step (an assignee or reviewer GitHub will not take) is logged and
@@ -667,4 +792,30 @@ fn tolerate(answer: Answer, what: &str) -> Result<(), ForgeError> {
         return Ok(());
     }
     success::<Value>(answer, what).map(|_| ())
+}
+
+/// A tree entry replacing `path` with `blob`; 100644 because the contents API does not
+/// report modes, and a model is a plain file.
+fn tree_entry(path: &str, blob: &str) -> Value {
+    json!({ "path": path, "mode": "100644", "type": "blob", "sha": blob })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_content_decodes_across_wrapped_lines() {
+        // "select 1\n" as the contents API wraps it.
+        assert_eq!(
+            decode_base64("c2VsZWN0\nIDEK\n").as_deref(),
+            Some(&b"select 1\n"[..])
+        );
+        assert_eq!(decode_base64("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(decode_base64("YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(decode_base64("").as_deref(), Some(&b""[..]));
+        assert_eq!(decode_base64("Y=Q="), None);
+        assert_eq!(decode_base64("Y"), None);
+        assert_eq!(decode_base64("c2Vs*"), None);
+    }
 }

@@ -232,17 +232,25 @@ impl Gitlab {
     /// already exists is reused only when it holds exactly this content.
     async fn commit(&self, change: &ChangeRequest, target: &str) -> Result<String, ForgeError> {
         let what = "POST /projects/:id/repository/commits";
+        // `update` fails on a file that does not exist: an edit never creates one.
+        let actions: Vec<Value> = std::iter::once((&change.file_path, &change.content))
+            .chain(
+                change
+                    .also_replace
+                    .iter()
+                    .map(|other| (&other.file_path, &other.content)),
+            )
+            .map(|(file_path, content)| {
+                json!({ "action": "update", "file_path": file_path, "content": content })
+            })
+            .collect();
         let body = json!({
             "branch": change.branch,
             "start_branch": target,
             "commit_message": change.commit_message,
             "author_name": change.author_name,
             "author_email": change.author_email,
-            "actions": [{
-                "action": "update",
-                "file_path": change.file_path,
-                "content": change.content,
-            }],
+            "actions": actions,
         });
         let answer = self
             .call(
@@ -380,6 +388,29 @@ impl Gitlab {
         Ok(true)
     }
 
+    /// The content of `path` at `reference` (a commit), through the raw-file endpoint
+    /// (`GET /projects/:id/repository/files/:file_path/raw?ref=`), or `None` when no such
+    /// file is there (GitLab does not tell a missing file from an unreadable project).
+    pub async fn file_content(
+        &self,
+        path: &str,
+        reference: &str,
+    ) -> Result<Option<String>, ForgeError> {
+        let what = "GET /projects/:id/repository/files/:file_path/raw";
+        let url = self.project_url(&format!("/repository/files/{}/raw", encode_component(path)));
+        let answer = self
+            .call(Method::GET, &url, what, &[("ref", reference)], None)
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.is_success() {
+            return Err(failure(&answer, what));
+        }
+        // The body is the file itself, not JSON.
+        Ok(Some(answer.body))
+    }
+
     /// Closes the merge request (`state_event: close`).
     pub async fn close(&self, iid: u64) -> Result<(), ForgeError> {
         let what = "PUT /projects/:id/merge_requests/:iid";
@@ -421,17 +452,22 @@ fn success<T: serde::de::DeserializeOwned>(answer: Answer, what: &str) -> Result
             reason,
         });
     }
+    Err(failure(&answer, what))
+}
+
+/// The error a non-2xx answer means.
+fn failure(answer: &Answer, what: &str) -> ForgeError {
     if answer.status == StatusCode::NOT_FOUND {
-        return Err(ForgeError::NotFound {
+        return ForgeError::NotFound {
             forge: FORGE,
-            what: format!("{what}: {}", message_of(&answer)),
+            what: format!("{what}: {}", message_of(answer)),
             hint: PROJECT_HINT,
-        });
+        };
     }
-    Err(ForgeError::Refused {
+    ForgeError::Refused {
         forge: FORGE,
         what: what.to_owned(),
         status: answer.status.as_u16(),
-        message: message_of(&answer),
-    })
+        message: message_of(answer),
+    }
 }

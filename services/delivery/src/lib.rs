@@ -43,17 +43,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dbtops_bus::{
-    abandon_incident, advance_incident, run_consumer, stage_id, Bus, BusError, ConsumerSpec,
-    Delivery, IncidentState, Outcome,
+    abandon_incident, advance_incident, run_consumer, skip_superseded, stage_id, Bus, BusError,
+    ConsumerSpec, Delivery, IncidentState, Outcome,
 };
 use dbtops_guardrails::BranchPolicy;
-use dbtops_localgit::{BranchCommit, LocalRepo};
+use dbtops_localgit::{BranchCommit, FileReplacement, LocalRepo};
 use dbtops_proto::v1;
 use dbtops_settings::{DeliveryProvider, Settings};
 use tokio::sync::watch;
 
 use crate::checks::{CheckedFix, Checkout};
-use crate::forge::{ChangeRequest, Forge, ForgeError};
+use crate::forge::{ChangeRequest, FileChange, Forge, ForgeError};
 use crate::owners::OwnersMap;
 
 /// The service's name: its durable consumer and dead-letter subject.
@@ -324,6 +324,9 @@ pub async fn handle_with(bus: &Bus, context: &Context, delivery: Delivery) -> Ou
     let span = tracing::Span::current();
     span.record("incident_id", incident.incident_id.as_str());
     span.record("model", model.name.as_str());
+    if let Some(outcome) = skip_superseded(bus, incident).await {
+        return outcome;
+    }
 
     let trace_url = trace_url(settings);
     // Read here: the blocking task below runs outside this span.
@@ -453,12 +456,23 @@ async fn deliver_to_forge(
     if needs_owner_review {
         labels.push(description::OWNER_REVIEW_LABEL.to_owned());
     }
+    let also_replace = proposal
+        .upstream_edits
+        .iter()
+        .map(|edit| {
+            Ok(FileChange {
+                file_path: checks::path_in_repository(settings, &project, &edit.path)?,
+                content: edit.fixed_sql.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let change = ChangeRequest {
         incident_id: incident.incident_id.clone(),
         branch: branch.clone(),
         owners: context.owners.owners_of(&file_path),
         file_path,
         content: proposal.fixed_sql.clone(),
+        also_replace,
         commit_message: commit_message(validated),
         title: description::title(validated),
         description: description::fit(&rendered, github::MAX_BODY_CHARS, &incident.incident_id),
@@ -535,11 +549,25 @@ fn deliver_local_git(
         needs_owner_review.then(|| description::owner_review_notice(&proposal.model_path, false));
     let description =
         description::render_with_notice(validated, trace_url, trace_id, notice.as_deref());
+    let also_replace = proposal
+        .upstream_edits
+        .iter()
+        .map(|edit| {
+            let path_in_repo = repo
+                .path_in_repo(&project_dir, &edit.path)
+                .map_err(|error| Failure::Refused(error.to_string()))?;
+            Ok(FileReplacement {
+                path_in_repo,
+                content: edit.fixed_sql.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let request = BranchCommit {
         branch: branch.clone(),
         base_commit,
         path_in_repo,
         content: proposal.fixed_sql.clone(),
+        also_replace,
         message: commit_message(validated),
         author_name: settings.delivery.author_name.clone(),
         author_email: settings.delivery.author_email.clone(),
@@ -625,7 +653,7 @@ async fn record_delivery(
     .await?;
     let branch = delivered.branch.clone();
     let delivered_repo = delivered.repo.clone();
-    advance_incident(bus, incident_id, IncidentState::MrOpened, move |record| {
+    advance_incident(bus, incident, IncidentState::MrOpened, move |record| {
         record.branch = Some(branch.clone());
         record.delivered_repo = delivered_repo.clone();
         if url.is_some() {

@@ -9,6 +9,13 @@
 //! by its branch) publishes `dbtops.mr.merged` / `dbtops.mr.closed`, moves the incident to
 //! `merged` / `closed`, and — with Langfuse configured — scores the incident's trace.
 //! Everything is idempotent, because forges redeliver.
+//!
+//! A merge also carries the model file as merged, for the golden dataset: read from the
+//! configured forge at the merge commit (else the source branch's head) and compared with
+//! the validated proposal, found on the stream, to say whether a reviewer changed it. A
+//! read that fails or takes too long costs that content, never the merge event: forges do
+//! not redeliver on their own, so a 503 here would lose the merge. Local git has no merge
+//! to hear of: nothing tells dbt-ops when a local fix branch is merged.
 
 use std::sync::Arc;
 
@@ -27,11 +34,16 @@ use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::forge::Forge;
 use crate::langfuse::Langfuse;
-use crate::DeliveryError;
+use crate::{DeliveryError, Failure};
 
 /// The longest a webhook waits for its Langfuse score.
 const SCORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest a merge webhook spends reading the merged model file (the validated fix
+/// from the stream, the file from the forge, retries included). Forges time webhooks out
+/// after about ten seconds, and the Langfuse score may need its five after this.
+const CONTENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -44,16 +56,24 @@ pub struct WebhookState {
     github_secret: Secret,
     /// Scores on traces, when configured.
     langfuse: Option<Langfuse>,
+    /// The configured forge, to read the model file as merged; `None` for local git and
+    /// shadow.
+    forge: Option<Forge>,
+    /// Where the model file sits in the forge's repository (`delivery.project_subdir`,
+    /// `delivery.model_paths`).
+    settings: Settings,
 }
 
 impl WebhookState {
-    /// The state for `settings.delivery`'s secrets and Langfuse.
+    /// The state for `settings.delivery`'s secrets, forge and Langfuse.
     pub fn new(bus: Bus, settings: &Settings) -> Result<Self, DeliveryError> {
         Ok(Self {
             bus,
             gitlab_token: settings.delivery.gitlab.webhook_token.clone(),
             github_secret: settings.delivery.github.webhook_secret.clone(),
             langfuse: Langfuse::from_settings(&settings.delivery)?,
+            forge: Forge::from_settings(&settings.delivery)?,
+            settings: settings.clone(),
         })
     }
 }
@@ -105,6 +125,12 @@ pub struct MergeRequestEnded {
     pub description: String,
     /// When, RFC 3339.
     pub at: String,
+    /// The commit the forge merged with; empty when it named none (a fast-forward merge
+    /// on GitLab) or for a close.
+    pub merge_commit_sha: String,
+    /// The source branch's head commit, where the file is read when there is no merge
+    /// commit (the branch itself may be deleted by the merge).
+    pub head_sha: String,
 }
 
 /// What the endpoint did with one event.
@@ -249,6 +275,15 @@ pub fn parse_gitlab(body: &[u8]) -> Result<Option<MergeRequestEnded>, String> {
         source_branch: String,
         #[serde(default)]
         description: Option<String>,
+        #[serde(default)]
+        merge_commit_sha: Option<String>,
+        #[serde(default)]
+        last_commit: Option<Commit>,
+    }
+    #[derive(Deserialize)]
+    struct Commit {
+        #[serde(default)]
+        id: String,
     }
     let event: Event =
         serde_json::from_slice(body).map_err(|error| format!("not a GitLab event: {error}"))?;
@@ -272,6 +307,11 @@ pub fn parse_gitlab(body: &[u8]) -> Result<Option<MergeRequestEnded>, String> {
         // GitLab's own times are not RFC 3339 ("2024-01-01 10:00:00 UTC"); the event
         // arrives within seconds of the action.
         at: dbtops_bus::incidents::now_rfc3339(),
+        merge_commit_sha: attributes.merge_commit_sha.unwrap_or_default(),
+        head_sha: attributes
+            .last_commit
+            .map(|commit| commit.id)
+            .unwrap_or_default(),
     }))
 }
 
@@ -295,12 +335,16 @@ pub fn parse_github(body: &[u8]) -> Result<Option<MergeRequestEnded>, String> {
         merged_at: Option<String>,
         #[serde(default)]
         closed_at: Option<String>,
+        #[serde(default)]
+        merge_commit_sha: Option<String>,
         head: Head,
     }
     #[derive(Deserialize)]
     struct Head {
         #[serde(rename = "ref")]
         name: String,
+        #[serde(default)]
+        sha: String,
     }
     let event: Event = serde_json::from_slice(body)
         .map_err(|error| format!("not a GitHub pull_request event: {error}"))?;
@@ -310,10 +354,15 @@ pub fn parse_github(body: &[u8]) -> Result<Option<MergeRequestEnded>, String> {
     let Some(pull) = event.pull_request else {
         return Err("pull_request event without pull_request".into());
     };
-    let (ending, at) = if pull.merged {
-        (Ending::Merged, pull.merged_at)
+    let (ending, at, merge_commit_sha) = if pull.merged {
+        (
+            Ending::Merged,
+            pull.merged_at,
+            pull.merge_commit_sha.unwrap_or_default(),
+        )
     } else {
-        (Ending::Closed, pull.closed_at)
+        // An unmerged pull request's merge_commit_sha is GitHub's test merge, not a merge.
+        (Ending::Closed, pull.closed_at, String::new())
     };
     Ok(Some(MergeRequestEnded {
         provider: "github",
@@ -322,6 +371,8 @@ pub fn parse_github(body: &[u8]) -> Result<Option<MergeRequestEnded>, String> {
         branch: pull.head.name,
         description: pull.body.unwrap_or_default(),
         at: at.unwrap_or_else(dbtops_bus::incidents::now_rfc3339),
+        merge_commit_sha,
+        head_sha: pull.head.sha,
     }))
 }
 
@@ -376,11 +427,17 @@ pub async fn record(state: &WebhookState, event: &MergeRequestEnded) -> Result<H
     let generation = record.as_ref().map(|record| record.generation).unwrap_or(0);
     match event.ending {
         Ending::Merged => {
+            let content = merged_content(state, event, &incident_id, generation).await;
             let merged = v1::MergeRequestMerged {
                 incident_id: incident_id.clone(),
                 provider: event.provider.to_owned(),
                 url: event.url.clone(),
                 merged_at: event.at.clone(),
+                merge_commit_sha: event.merge_commit_sha.clone(),
+                merged_content: content.content,
+                merged_content_sha: content.read_at,
+                changed_by_human: content.changed_by_human,
+                merged_content_error: content.error,
             };
             bus.publish(
                 &bus.subjects().mr_merged(),
@@ -439,6 +496,156 @@ pub async fn record(state: &WebhookState, event: &MergeRequestEnded) -> Result<H
     score(state, &incident_id, record.as_ref(), event).await;
     tracing::info!(message = "Merge request ended.", %incident_id, ending = ?event.ending, url = %event.url);
     Ok(Handled::Recorded { incident_id })
+}
+
+/// The model file as a merge left it, or why that is not known.
+#[derive(Debug, Default)]
+struct MergedContent {
+    /// The file's content; empty when not read.
+    content: String,
+    /// The commit it was read at; empty when not read.
+    read_at: String,
+    /// It differs from the validated proposal, trailing whitespace aside.
+    changed_by_human: bool,
+    /// Why it was not read; empty when it was.
+    error: String,
+}
+
+/// Best effort within [`CONTENT_DEADLINE`]: whatever goes wrong is logged and said in
+/// the event, and the merge is published without the content.
+async fn merged_content(
+    state: &WebhookState,
+    event: &MergeRequestEnded,
+    incident_id: &str,
+    generation: u32,
+) -> MergedContent {
+    let read = tokio::time::timeout(
+        CONTENT_DEADLINE,
+        read_merged_content(state, event, incident_id, generation),
+    )
+    .await
+    .unwrap_or_else(|_elapsed| {
+        Err(format!(
+            "reading the merged file took longer than {} s",
+            CONTENT_DEADLINE.as_secs()
+        ))
+    });
+    match read {
+        Ok(content) => {
+            tracing::info!(
+                message = "Merged model file read.",
+                incident_id,
+                commit = %content.read_at,
+                changed_by_human = content.changed_by_human
+            );
+            content
+        }
+        Err(reason) => {
+            tracing::warn!(
+                message = "Merged model file not read; publishing the merge without it.",
+                incident_id,
+                %reason
+            );
+            MergedContent {
+                error: reason,
+                ..MergedContent::default()
+            }
+        }
+    }
+}
+
+async fn read_merged_content(
+    state: &WebhookState,
+    event: &MergeRequestEnded,
+    incident_id: &str,
+    generation: u32,
+) -> Result<MergedContent, String> {
+    let Some(forge) = state
+        .forge
+        .as_ref()
+        .filter(|forge| forge.provider() == event.provider)
+    else {
+        return Err(format!(
+            "no {0} client is configured (delivery.provider is not {0})",
+            event.provider
+        ));
+    };
+    // The merge commit holds the file as merged, squashes and edits included; without
+    // one (GitLab's fast-forward merges) the source branch's head is what was merged.
+    let reference = [&event.merge_commit_sha, &event.head_sha]
+        .into_iter()
+        .find(|sha| !sha.is_empty())
+        .ok_or("the webhook named neither a merge commit nor the source branch's head")?;
+    let fix = validated_fix(&state.bus, incident_id, generation)
+        .await
+        .map_err(|error| format!("cannot read the validated fixes: {error}"))?
+        .ok_or("no validated fix for the incident on the stream")?;
+    let proposal = fix.proposal.unwrap_or_default();
+    let project = fix
+        .incident
+        .and_then(|incident| incident.project)
+        .unwrap_or_default();
+    let reason = |failure: Failure| match failure {
+        Failure::Refused(reason) | Failure::Failed(reason) => reason,
+        Failure::Retry { reason, .. } => reason,
+    };
+    let path = crate::checks::path_in_repository(&state.settings, &project, &proposal.model_path)
+        .map_err(reason)?;
+    match forge.file_content(&path, reference).await {
+        Ok(Some(content)) => Ok(MergedContent {
+            changed_by_human: !same_content(&content, &proposal.fixed_sql),
+            content,
+            read_at: reference.clone(),
+            error: String::new(),
+        }),
+        Ok(None) => Err(format!(
+            "{path} is not in the repository at {reference} (removed or renamed before the \
+             merge, or the token cannot read it)"
+        )),
+        Err(error) => Err(format!("cannot read {path} at {reference}: {error}")),
+    }
+}
+
+/// The incident's validated fix, from the stream: the latest of its current generation,
+/// else its latest.
+async fn validated_fix(
+    bus: &Bus,
+    incident_id: &str,
+    generation: u32,
+) -> Result<Option<v1::FixValidated>, BusError> {
+    let stored = bus.replay(&bus.subjects().fix_validated()).await?;
+    let mut latest = None;
+    let mut latest_of_generation = None;
+    for message in &stored {
+        // An undecodable message is the dataset's and the dead letters' concern, not this.
+        let Ok(fix) = message.decode::<v1::FixValidated>() else {
+            continue;
+        };
+        let Some(incident) = fix.incident.as_ref() else {
+            continue;
+        };
+        if incident.incident_id != incident_id {
+            continue;
+        }
+        if incident.generation == generation {
+            latest_of_generation = Some(fix.clone());
+        }
+        latest = Some(fix);
+    }
+    Ok(latest_of_generation.or(latest))
+}
+
+/// The same file but for trailing whitespace (on lines and at the end) and line endings,
+/// which editors and forges' web editors add or strip and which change nothing dbt runs.
+pub fn same_content(left: &str, right: &str) -> bool {
+    fn normalised(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        while lines.last().is_some_and(|line| line.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+    normalised(left) == normalised(right)
 }
 
 /// Best effort: the event and the state are what must be durable; a Langfuse outage costs
@@ -511,6 +718,56 @@ mod tests {
         assert!(verify_github_signature(&Secret::default(), &headers, body).is_err());
         headers.insert("x-hub-signature-256", "sha256=zz".parse().unwrap());
         assert!(verify_github_signature(&secret, &headers, body).is_err());
+    }
+
+    #[test]
+    fn trailing_whitespace_and_line_endings_are_no_change() {
+        let fixed = "select\n    order_id\nfrom orders\n";
+        assert!(same_content(
+            fixed,
+            "select  \r\n    order_id\t\r\nfrom orders"
+        ));
+        assert!(same_content(
+            fixed,
+            "select\n    order_id\nfrom orders\n\n\n"
+        ));
+        assert!(!same_content(fixed, "select\n    order_id,\nfrom orders\n"));
+        // Leading whitespace is indentation, which a reviewer may well have changed.
+        assert!(!same_content(fixed, "select\n  order_id\nfrom orders\n"));
+        assert!(!same_content(
+            fixed,
+            "select\n\n    order_id\nfrom orders\n"
+        ));
+    }
+
+    #[test]
+    fn merges_name_their_merge_commit_and_head() {
+        let gitlab = br#"{"object_kind":"merge_request","object_attributes":{"action":"merge","source_branch":"b","merge_commit_sha":"m1","last_commit":{"id":"h1"}}}"#;
+        let merged = parse_gitlab(gitlab).unwrap().unwrap();
+        assert_eq!(
+            (merged.merge_commit_sha.as_str(), merged.head_sha.as_str()),
+            ("m1", "h1")
+        );
+        let fast_forward = br#"{"object_kind":"merge_request","object_attributes":{"action":"merge","source_branch":"b","merge_commit_sha":null,"last_commit":{"id":"h1"}}}"#;
+        assert_eq!(
+            parse_gitlab(fast_forward)
+                .unwrap()
+                .unwrap()
+                .merge_commit_sha,
+            ""
+        );
+        let github = |merged: bool| {
+            format!(
+                r#"{{"action":"closed","pull_request":{{"merged":{merged},"merge_commit_sha":"m2","head":{{"ref":"b","sha":"h2"}}}}}}"#
+            )
+        };
+        let merged = parse_github(github(true).as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            (merged.merge_commit_sha.as_str(), merged.head_sha.as_str()),
+            ("m2", "h2")
+        );
+        let closed = parse_github(github(false).as_bytes()).unwrap().unwrap();
+        assert_eq!(closed.merge_commit_sha, "", "a test merge is no merge");
     }
 
     #[test]

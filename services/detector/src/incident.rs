@@ -552,6 +552,19 @@ fn failure_event(
             estimated_tokens: evidence.estimated_tokens,
             token_budget: evidence.token_budget,
             redacted_fields: evidence.redacted_fields.clone(),
+            // Empty unless `fixer.fix_scope = "lineage"` asked detection for them.
+            ancestor_models: evidence
+                .ancestors
+                .iter()
+                .map(|ancestor| v1::AncestorModel {
+                    unique_id: ancestor.unique_id.clone(),
+                    name: ancestor.name.clone(),
+                    path: ancestor.path.clone(),
+                    raw_sql: ancestor.raw_sql.clone(),
+                    depth: ancestor.depth,
+                    materialized: ancestor.materialized.clone(),
+                })
+                .collect(),
         }),
         invocation_id: detection.invocation_id.clone().unwrap_or_default(),
         blast_radius: failure.blast_radius.clone(),

@@ -35,7 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbtops_artifacts::{Failure, Redactor};
-use dbtops_bus::{run_consumer, Bus, BusError, ConsumerSpec, Delivery, Outcome};
+use dbtops_bus::{
+    run_consumer_with_dead_letters, Bus, BusError, ConsumerSpec, DeadLetterPayload, Delivery,
+    Outcome,
+};
 use dbtops_proto::v1;
 use dbtops_settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -138,6 +141,14 @@ impl Detector {
         &self.redactor
     }
 
+    /// A `RunSubmitted` payload fit to be kept where people read it: the dead-letter copy
+    /// of a submission the detector refused, with every text redacted (see
+    /// `submission::redacted_payload`): the filter the consumer loop applies to the
+    /// detector's dead letters.
+    pub fn redact_dead_letter_payload(&self, payload: &[u8]) -> Vec<u8> {
+        submission::redacted_payload(&self.redactor, payload)
+    }
+
     /// Makes a failure fit to leave the detector, in this order: the error text gets a
     /// note on which model line the database's `LINE n` is; every text is redacted; the
     /// whole is held to the token budget (redacting first, so the budget counts what is
@@ -213,9 +224,14 @@ pub async fn run_with(
         };
         let handler_bus = bus.clone();
         let handler_detector = detector.clone();
-        run_consumer(
+        // A refused submission's artifacts may hold secrets: its dead letter is redacted.
+        let letter_detector = detector.clone();
+        let redacted: DeadLetterPayload =
+            Arc::new(move |payload: &[u8]| letter_detector.redact_dead_letter_payload(payload));
+        run_consumer_with_dead_letters(
             bus.clone(),
             spec,
+            redacted,
             move |delivery| {
                 let bus = handler_bus.clone();
                 let detector = handler_detector.clone();
@@ -264,7 +280,11 @@ async fn stop_others_on_error(
 pub async fn handle_submission(bus: &Bus, detector: &Detector, delivery: Delivery) -> Outcome {
     let submitted = match delivery.decode::<v1::RunSubmitted>() {
         Ok(submitted) => submitted,
-        Err(rejection) => return rejection,
+        // The decoder's words only, but they go to the dead letter: redacted like the rest.
+        Err(Outcome::Reject { reason }) => {
+            return Outcome::reject(detector.redactor().redact(&reason));
+        }
+        Err(other) => return other,
     };
     tracing::Span::current().record("submission_id", submitted.submission_id.as_str());
     if submitted.submission_id.is_empty() {

@@ -15,10 +15,10 @@ use dbtops_settings::LlmMode;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::checks::{check_proposal, CheckPolicy};
+use crate::checks::{check_proposal_with_upstream, editable_ancestors, CheckPolicy, UpstreamEdit};
 use crate::llm::{
-    answer_from_value, parse_answer, ChatRequest, ChatResponse, Finish, LlmError, Message,
-    ModelAnswer, Output, Provider, ToolResult, ToolSpec, ANSWER_TOOL,
+    answer_from_value, answer_schema_for, parse_answer, ChatRequest, ChatResponse, Finish,
+    LlmError, Message, ModelAnswer, Output, Provider, ToolResult, ToolSpec, ANSWER_TOOL,
 };
 use crate::prompt::{self, SystemPrompt};
 use crate::redact;
@@ -124,13 +124,29 @@ impl Feedback {
 }
 
 fn check(answer: &ModelAnswer, context: &Context<'_>) -> Result<(), String> {
-    check_proposal(
+    let upstream: Vec<UpstreamEdit<'_>> = answer
+        .upstream_edits
+        .iter()
+        .map(|edit| (edit.path.as_str(), edit.fixed_sql.as_str()))
+        .collect();
+    check_proposal_with_upstream(
         &answer.model_path,
         &answer.fixed_sql,
+        &upstream,
         context.incident,
         context.history,
         context.policy,
     )
+}
+
+/// The answer's schema for this incident: with `upstream_edits` only when lineage fixes
+/// are enabled and the evidence lists ancestors.
+fn schema_for(context: &Context<'_>) -> Value {
+    let paths: Vec<String> = editable_ancestors(context.incident, context.policy)
+        .iter()
+        .map(|ancestor| ancestor.path.clone())
+        .collect();
+    answer_schema_for(&paths)
 }
 
 /// A refused or cut-off answer ends the attempt: asking the same again costs the same
@@ -155,7 +171,8 @@ async fn single_shot(
     budget: &mut Budget,
     system: &SystemPrompt,
 ) -> Result<ModelAnswer, LlmError> {
-    let evidence = prompt::render_evidence(context.incident, context.history);
+    let ancestors = editable_ancestors(context.incident, context.policy);
+    let evidence = prompt::render_evidence_with(context.incident, context.history, ancestors);
     let mut messages = vec![Message::User(redact::scrub_known(
         &evidence,
         context.secrets,
@@ -221,9 +238,14 @@ async fn agentic(
     budget: &mut Budget,
     system: &SystemPrompt,
 ) -> Result<ModelAnswer, LlmError> {
-    let specs = tools::specs();
+    let schema = schema_for(context);
+    let specs = tools::specs_with(
+        &schema,
+        !editable_ancestors(context.incident, context.policy).is_empty(),
+    );
     let mut evidence_tools = EvidenceTools::new(context.incident);
-    let task = prompt::render_task(context.incident, context.history);
+    let ancestors = editable_ancestors(context.incident, context.policy);
+    let task = prompt::render_task_with(context.incident, context.history, ancestors);
     let mut messages = vec![Message::User(redact::scrub_known(&task, context.secrets))];
     let mut feedback = Feedback::new();
     let turns = provider.settings().max_tool_turns.max(1);
@@ -318,11 +340,13 @@ async fn call(
     tools: &[ToolSpec],
     output: Output,
 ) -> Result<ChatResponse, LlmError> {
+    let schema = schema_for(context);
     let request = ChatRequest {
         system: &system.text,
         messages,
         tools,
         output,
+        answer_schema: &schema,
     };
     let body = provider.body(&request);
     let settings = provider.settings();

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use dbtops_guardrails::PathPolicy;
+use dbtops_guardrails::{LineageScope, PathPolicy};
 use dbtops_proto::v1;
 use regex::Regex;
 
@@ -23,12 +23,44 @@ pub const MAX_SQL_BYTES: usize = 512 * 1024;
 pub struct CheckPolicy {
     /// Most of the original's lines a fix may change (delivery refuses more anyway).
     pub max_changed_share: f64,
+    /// `fixer.fix_scope = "lineage"`: a proposal may edit the incident's ancestor models.
+    pub lineage_enabled: bool,
 }
+
+/// The ancestor models a proposal for `incident` may edit: those the evidence lists, when
+/// lineage-scoped fixes are enabled; none otherwise.
+pub fn editable_ancestors<'a>(
+    incident: &'a v1::FailureDetected,
+    policy: &CheckPolicy,
+) -> &'a [v1::AncestorModel] {
+    match incident.evidence.as_ref() {
+        Some(evidence) if policy.lineage_enabled => &evidence.ancestor_models,
+        _ => &[],
+    }
+}
+
+/// One ancestor model's new content: (path, fixed SQL).
+pub type UpstreamEdit<'a> = (&'a str, &'a str);
 
 /// Checks a proposal to write `fixed_sql` to `model_path` for `incident`.
 pub fn check_proposal(
     model_path: &str,
     fixed_sql: &str,
+    incident: &v1::FailureDetected,
+    history: &[v1::AttemptRecord],
+    policy: &CheckPolicy,
+) -> Result<(), String> {
+    check_proposal_with_upstream(model_path, fixed_sql, &[], incident, history, policy)
+}
+
+/// [`check_proposal`] for a lineage-scoped proposal that also rewrites ancestor models:
+/// each edit is held to the failing model's rules (path, content, kept refs and Jinja,
+/// no compiled names or redaction markers, change size), and the failing model may stay
+/// as it is when an ancestor changes.
+pub fn check_proposal_with_upstream(
+    model_path: &str,
+    fixed_sql: &str,
+    upstream: &[UpstreamEdit<'_>],
     incident: &v1::FailureDetected,
     history: &[v1::AttemptRecord],
     policy: &CheckPolicy,
@@ -58,9 +90,10 @@ pub fn check_proposal(
     if fixed_sql.trim().is_empty() {
         return Err("fixed_sql is empty: return the complete content of the model file".into());
     }
-    if fixed_sql.trim() == original.trim() {
+    if fixed_sql.trim() == original.trim() && upstream.is_empty() {
         return Err("fixed_sql is the original model unchanged: it would fail the same way".into());
     }
+    check_upstream(upstream, incident, &path_policy, policy)?;
     dbtops_guardrails::check_sql_content(fixed_sql, MAX_SQL_BYTES)
         .map_err(|refusal| format!("{refusal}; a model is one select statement"))?;
     dbtops_guardrails::check_jinja_side_effects(original, fixed_sql)
@@ -73,16 +106,83 @@ pub fn check_proposal(
     }
     dbtops_guardrails::check_change_size(original, fixed_sql, policy.max_changed_share)
         .map_err(|refusal| format!("{refusal}; change only the lines the error is about"))?;
+    let same_upstream = |proposal: &v1::FixProposal| {
+        proposal.upstream_edits.len() == upstream.len()
+            && upstream.iter().all(|(path, sql)| {
+                proposal
+                    .upstream_edits
+                    .iter()
+                    .any(|edit| edit.path == *path && edit.fixed_sql.trim() == sql.trim())
+            })
+    };
     if let Some(record) = history.iter().find(|record| {
-        record
-            .proposal
-            .as_ref()
-            .is_some_and(|proposal| proposal.fixed_sql.trim() == fixed_sql.trim())
+        record.proposal.as_ref().is_some_and(|proposal| {
+            proposal.fixed_sql.trim() == fixed_sql.trim() && same_upstream(proposal)
+        })
     }) {
         return Err(format!(
             "fixed_sql repeats attempt {}, which failed validation",
             record.attempt
         ));
+    }
+    Ok(())
+}
+
+/// The upstream edits of a lineage-scoped proposal, each under the failing model's rules.
+fn check_upstream(
+    upstream: &[UpstreamEdit<'_>],
+    incident: &v1::FailureDetected,
+    path_policy: &PathPolicy,
+    policy: &CheckPolicy,
+) -> Result<(), String> {
+    if upstream.is_empty() {
+        return Ok(());
+    }
+    let ancestors = editable_ancestors(incident, policy);
+    let scope = LineageScope {
+        enabled: policy.lineage_enabled,
+        ancestor_paths: ancestors.iter().map(|a| a.path.clone()).collect(),
+    };
+    let no_error = v1::FailureError::default();
+    for (index, (path, fixed_sql)) in upstream.iter().enumerate() {
+        if upstream[..index].iter().any(|(other, _)| other == path) {
+            return Err(format!("upstream_edits names {path} twice"));
+        }
+        let original = ancestors
+            .iter()
+            .find(|ancestor| ancestor.path == *path)
+            .map(|ancestor| ancestor.raw_sql.as_str())
+            .unwrap_or_default();
+        dbtops_guardrails::check_upstream_edit(
+            path,
+            fixed_sql,
+            original,
+            &scope,
+            path_policy,
+            None,
+            MAX_SQL_BYTES,
+        )
+        .map_err(|refusal| format!("upstream edit of {path}: {refusal}"))?;
+        if fixed_sql.trim() == original.trim() {
+            return Err(format!(
+                "upstream edit of {path} leaves it unchanged: leave it out of upstream_edits"
+            ));
+        }
+        // The error is the failing model's: every ref, source and Jinja block of an
+        // ancestor stays.
+        check_kept_jinja(original, fixed_sql, &no_error)
+            .and_then(|()| check_no_compiled_names(original, fixed_sql))
+            .map_err(|refusal| format!("upstream edit of {path}: {refusal}"))?;
+        let markers = |text: &str| text.to_ascii_lowercase().matches("redacted").count();
+        if markers(fixed_sql) > markers(original) {
+            return Err(format!(
+                "upstream edit of {path} contains a redaction marker, which must never be written into a model file"
+            ));
+        }
+        dbtops_guardrails::check_change_size(original, fixed_sql, policy.max_changed_share)
+            .map_err(|refusal| {
+                format!("upstream edit of {path}: {refusal}; change only what the fix needs")
+            })?;
     }
     Ok(())
 }
@@ -332,6 +432,7 @@ mod tests {
             &[],
             &CheckPolicy {
                 max_changed_share: 0.5,
+                lineage_enabled: false,
             },
         )
     }
@@ -413,7 +514,8 @@ mod tests {
             &incident,
             &[],
             &CheckPolicy {
-                max_changed_share: 0.5
+                max_changed_share: 0.5,
+                lineage_enabled: false,
             }
         )
         .is_err());
@@ -423,7 +525,8 @@ mod tests {
             &incident,
             &[],
             &CheckPolicy {
-                max_changed_share: 0.5
+                max_changed_share: 0.5,
+                lineage_enabled: false,
             }
         )
         .is_err());
@@ -454,6 +557,7 @@ mod tests {
             &history,
             &CheckPolicy {
                 max_changed_share: 0.5,
+                lineage_enabled: false,
             },
         )
         .unwrap_err();

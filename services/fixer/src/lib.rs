@@ -3,8 +3,9 @@
 //! It reads `dbtops.failure.detected` (first attempt) and `dbtops.fix.compile_failed` (the
 //! validator rejected the previous proposal: the next attempt carries dbt's error and every
 //! earlier proposal). A chain of strategies drafts the proposal — deterministic rules
-//! first, then an LLM when one is configured — and the proposal goes to
-//! `dbtops.fix.proposed`. Out of strategies or attempts, the incident is abandoned with the
+//! first (unless `fixer.rules_enabled` is off), then an LLM when one is configured — and
+//! the proposal goes to `dbtops.fix.proposed`, with the rule stage's duration in the
+//! [`RULE_STAGE_HEADER`] header. Out of strategies or attempts, the incident is abandoned with the
 //! reason; when every LLM provider is down, the incident waits (the message is nak'ed with
 //! a delay) and is abandoned as `providers_unavailable` only on its last delivery.
 //!
@@ -35,12 +36,14 @@ pub mod usage;
 
 use std::time::Duration;
 
+use dbtops_bus::headers::{HeaderCarrier, MESSAGE_ID, MESSAGE_TYPE};
 use dbtops_bus::{
-    abandon_incident, advance_incident, run_consumer, stage_id, Bus, BusError, ConsumerSpec,
-    Delivery, IncidentState, Outcome,
+    abandon_incident, advance_incident, run_consumer, skip_superseded, stage_id, Bus, BusError,
+    ConsumerSpec, Delivery, IncidentState, Outcome,
 };
 use dbtops_proto::{v1, WireMessage};
 use dbtops_settings::Settings;
+use prost::Message;
 
 pub use strategy::{Drafted, Drafter, ProposalRequest};
 
@@ -186,6 +189,9 @@ pub async fn handle(fixer: &Fixer, delivery: Delivery) -> Outcome {
     if incident_id.is_empty() || model.is_none() {
         return Outcome::reject("incident without an id or a model");
     }
+    if let Some(outcome) = skip_superseded(&fixer.bus, &plan.incident).await {
+        return outcome;
+    }
     match attempt(fixer, plan, delivery.delivered).await {
         Ok(Attempted::Done) => Outcome::Done,
         Ok(Attempted::Wait { after, reason }) => Outcome::retry(after, reason),
@@ -248,7 +254,7 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         .await?;
         return Ok(Attempted::Done);
     }
-    advance_incident(bus, incident_id, IncidentState::Fixing, |record| {
+    advance_incident(bus, &plan.incident, IncidentState::Fixing, |record| {
         record.attempts = record.attempts.max(plan.attempt);
     })
     .await?;
@@ -258,17 +264,26 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         incident: &plan.incident,
         history: &plan.history,
     };
-    let proposal = match fixer.drafter.draft(&request).await {
-        Drafted::Proposal { proposal, .. } => proposal,
+    let (proposal, rule_stage) = match fixer.drafter.draft(&request).await {
+        Drafted::Proposal {
+            proposal,
+            rule_stage,
+            ..
+        } => (proposal, rule_stage),
         Drafted::Nothing {
             reason,
             detail,
             spend,
+            rule_stage,
         } => {
             let detail = if spend.calls > 0 {
                 format!("{detail} (LLM usage: {})", spend.describe())
             } else {
                 detail
+            };
+            let detail = match rule_stage {
+                Some(elapsed) => format!("{detail} ({})", rule_stage_note(elapsed)),
+                None => detail,
             };
             abandon_incident(bus, &plan.incident, reason, &detail, plan.attempt).await?;
             return Ok(Attempted::Done);
@@ -320,13 +335,14 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         proposal: Some(proposal),
         history: plan.history,
     };
-    bus.publish(
-        &bus.subjects().fix_proposed(),
+    publish_proposal(
+        bus,
         &stage_id(incident_id, generation, "proposed", plan.attempt),
         &proposed,
+        rule_stage,
     )
     .await?;
-    advance_incident(bus, incident_id, IncidentState::Validating, |_| {}).await?;
+    advance_incident(bus, &plan.incident, IncidentState::Validating, |_| {}).await?;
     // One line per published proposal, with the incident: how a deployment (and the
     // scale test) sees which replica handled which attempt.
     tracing::info!(
@@ -337,6 +353,56 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         process_id = std::process::id(),
     );
     Ok(Attempted::Done)
+}
+
+/// The header of `fix.proposed` that carries how long the fixer's rule stage took for
+/// that attempt, in microseconds (`41.7`); absent when rules are off. The wire contract
+/// has no field for it, and a header keeps it out of the proposal a reviewer reads;
+/// `dbt-ops eval` reports its percentiles.
+pub const RULE_STAGE_HEADER: &str = "dbtops-rule-stage-us";
+
+/// `rule stage 41.7 µs`: how an abandonment's detail carries the rule stage's duration
+/// (an abandoned attempt publishes no proposal to put the header on).
+pub fn rule_stage_note(elapsed: Duration) -> String {
+    format!("rule stage {:.1} µs", elapsed.as_secs_f64() * 1e6)
+}
+
+/// The rule stage's duration in microseconds, read back from [`RULE_STAGE_HEADER`]'s
+/// value or from a detail holding a [`rule_stage_note`].
+pub fn parse_rule_stage_micros(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(value) = text.parse::<f64>() {
+        return Some(value);
+    }
+    let (_, rest) = text.rsplit_once("rule stage ")?;
+    rest.split_once(" µs")?.0.parse().ok()
+}
+
+/// Publishes a proposal as `Bus::publish` does — trace context, message type, message
+/// id — plus [`RULE_STAGE_HEADER`].
+async fn publish_proposal(
+    bus: &Bus,
+    message_id: &str,
+    proposed: &v1::FixProposed,
+    rule_stage: Option<Duration>,
+) -> Result<(), BusError> {
+    let mut headers = async_nats::HeaderMap::new();
+    dbtops_telemetry::inject_current_context(&mut HeaderCarrier(&mut headers));
+    headers.insert(MESSAGE_TYPE, <v1::FixProposed as WireMessage>::TYPE_NAME);
+    if let Some(elapsed) = rule_stage {
+        let micros = format!("{:.1}", elapsed.as_secs_f64() * 1e6);
+        headers.insert(RULE_STAGE_HEADER, micros.as_str());
+    }
+    // Set last: nothing after this may replace the header map (STACK.md trap), or the
+    // stream stops de-duplicating a redelivered attempt.
+    headers.insert(MESSAGE_ID, message_id);
+    bus.publish_raw(
+        &bus.subjects().fix_proposed(),
+        headers,
+        proposed.encode_to_vec().into(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The line of dbt's error a reader needs first: the database's own message
@@ -370,6 +436,17 @@ mod tests {
             unavailable_delay(base, 1, Some(Duration::from_secs(86_400))),
             MAX_UNAVAILABLE_WAIT
         );
+    }
+
+    #[test]
+    fn the_rule_stage_reads_back_from_a_header_or_a_detail() {
+        let note = rule_stage_note(Duration::from_nanos(41_740));
+        assert_eq!(note, "rule stage 41.7 µs");
+        let detail =
+            format!("no rule matched this failure and no LLM provider is configured ({note})");
+        assert_eq!(parse_rule_stage_micros(&detail), Some(41.7));
+        assert_eq!(parse_rule_stage_micros("41.7"), Some(41.7));
+        assert_eq!(parse_rule_stage_micros("no rule matched"), None);
     }
 
     #[test]

@@ -140,6 +140,16 @@ const MAX_NODE_NAMES: usize = 300;
 
 /// The single-shot user message: the whole evidence, delimited.
 pub fn render_evidence(incident: &v1::FailureDetected, history: &[v1::AttemptRecord]) -> String {
+    render_evidence_with(incident, history, &[])
+}
+
+/// [`render_evidence`] for a lineage-scoped fix: the `ancestors` it may edit, each
+/// delimited, and how to edit them.
+pub fn render_evidence_with(
+    incident: &v1::FailureDetected,
+    history: &[v1::AttemptRecord],
+    ancestors: &[v1::AncestorModel],
+) -> String {
     let model = incident.model.clone().unwrap_or_default();
     let error = incident.error.clone().unwrap_or_default();
     let evidence = incident.evidence.clone().unwrap_or_default();
@@ -161,7 +171,18 @@ pub fn render_evidence(incident: &v1::FailureDetected, history: &[v1::AttemptRec
     if relation_class(error.class()) && !evidence.project_node_names.is_empty() {
         fenced(&mut prompt, "project_nodes", &node_names(&evidence));
     }
+    for ancestor in ancestors {
+        fenced(
+            &mut prompt,
+            &format!(
+                "ancestor {} ({}, {}, generation {})",
+                ancestor.name, ancestor.path, ancestor.materialized, ancestor.depth
+            ),
+            &ancestor.raw_sql,
+        );
+    }
     earlier_attempts(&mut prompt, history);
+    upstream_instruction(&mut prompt, ancestors);
     let _ = writeln!(
         prompt,
         "Answer with the JSON object only; model_path must be \"{}\".",
@@ -170,14 +191,42 @@ pub fn render_evidence(incident: &v1::FailureDetected, history: &[v1::AttemptRec
     prompt
 }
 
+/// How a lineage-scoped answer may edit ancestors, and when it should not.
+fn upstream_instruction(prompt: &mut String, ancestors: &[v1::AncestorModel]) {
+    if ancestors.is_empty() {
+        return;
+    }
+    prompt.push_str(
+        "When the cause is in an ancestor model (a column renamed or cast there, an ephemeral model inlined here), put the complete new content of each ancestor file that must change in upstream_edits, keeping every other column and behaviour of that ancestor: its other descendants read it too. Otherwise leave upstream_edits empty and fix this model. fixed_sql is always the complete content of this model's file, changed or not.\n",
+    );
+}
+
 /// The agentic user message: the task and the error; the evidence is read through tools.
 pub fn render_task(incident: &v1::FailureDetected, history: &[v1::AttemptRecord]) -> String {
+    render_task_with(incident, history, &[])
+}
+
+/// [`render_task`] for a lineage-scoped fix: the ancestors' paths (read through
+/// `read_ancestor_model`) and how to edit them.
+pub fn render_task_with(
+    incident: &v1::FailureDetected,
+    history: &[v1::AttemptRecord],
+    ancestors: &[v1::AncestorModel],
+) -> String {
     let model = incident.model.clone().unwrap_or_default();
     let error = incident.error.clone().unwrap_or_default();
     let mut prompt = String::new();
     headline(&mut prompt, incident);
     fenced(&mut prompt, "error", &error.message);
     earlier_attempts(&mut prompt, history);
+    if !ancestors.is_empty() {
+        let listed: Vec<String> = ancestors
+            .iter()
+            .map(|ancestor| format!("{} ({})", ancestor.path, ancestor.materialized))
+            .collect();
+        let _ = writeln!(prompt, "Ancestor models: {}.", listed.join(", "));
+    }
+    upstream_instruction(&mut prompt, ancestors);
     let _ = writeln!(
         prompt,
         "Read the evidence with the tools, then call submit_fix; model_path must be \"{}\".",

@@ -3,11 +3,11 @@
 //! down or gives nothing usable. Every proposal, a rule's too, passes the same checks
 //! before it leaves.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dbtops_proto::v1;
 use dbtops_rules::{ParentColumns, RuleInput, SourceTable};
-use dbtops_settings::Settings;
+use dbtops_settings::{FixScope, Settings};
 
 use crate::agent::{self, Context};
 use crate::checks::{check_proposal, CheckPolicy};
@@ -31,6 +31,9 @@ pub enum Drafted {
         proposal: v1::FixProposal,
         /// LLM spend of this attempt (zero for a rule).
         spend: Spend,
+        /// How long the rule stage (the rules, not the checks) took; `None` when rules
+        /// are off.
+        rule_stage: Option<Duration>,
     },
     /// No strategy has one.
     Nothing {
@@ -40,6 +43,9 @@ pub enum Drafted {
         detail: String,
         /// LLM spend of this attempt.
         spend: Spend,
+        /// How long the rule stage (the rules, not the checks) took; `None` when rules
+        /// are off.
+        rule_stage: Option<Duration>,
     },
     /// Every provider that might have one is unavailable right now: try again later.
     Unavailable {
@@ -49,6 +55,9 @@ pub enum Drafted {
         retry_after: Option<Duration>,
         /// LLM spend of this attempt.
         spend: Spend,
+        /// How long the rule stage (the rules, not the checks) took; `None` when rules
+        /// are off.
+        rule_stage: Option<Duration>,
     },
 }
 
@@ -57,6 +66,8 @@ pub enum Drafted {
 pub struct Drafter {
     /// The configured providers, in fallback order.
     providers: Vec<Provider>,
+    /// `fixer.rules_enabled`: try the rules first.
+    rules_enabled: bool,
     /// Token budgets and the cost cap.
     limits: Limits,
     /// What the checks allow.
@@ -83,6 +94,7 @@ impl Drafter {
             .collect();
         Ok(Self {
             providers,
+            rules_enabled: settings.fixer.rules_enabled,
             limits: Limits {
                 tokens_per_call: settings.fixer.max_tokens_per_call,
                 tokens_per_incident: settings.fixer.max_tokens_per_incident,
@@ -90,6 +102,7 @@ impl Drafter {
             },
             policy: CheckPolicy {
                 max_changed_share: settings.delivery.max_changed_share,
+                lineage_enabled: settings.fixer.fix_scope == FixScope::Lineage,
             },
             capture_content: settings.fixer.capture_content,
             secrets,
@@ -101,31 +114,47 @@ impl Drafter {
         &self.providers
     }
 
-    /// Runs the chain: rules, then each provider.
+    /// Runs the chain: rules (unless `fixer.rules_enabled` is off), then each provider.
     pub async fn draft(&self, request: &ProposalRequest<'_>) -> Drafted {
         let mut reasons = Vec::new();
-        if let Some(proposal) = propose_by_rules(request) {
-            match check_proposal(
-                &proposal.model_path,
-                &proposal.fixed_sql,
-                request.incident,
-                request.history,
-                &self.policy,
-            ) {
-                Ok(()) => {
+        let mut rule_stage = None;
+        if self.rules_enabled {
+            // The stage is the rules alone — reading the evidence and trying every rule of
+            // the class. The checks that follow hold every proposal, an LLM's too, so
+            // their cost is not the rules'.
+            let started = Instant::now();
+            let drafted = propose_by_rules(request);
+            rule_stage = Some(started.elapsed());
+            let checked = drafted.map(|proposal| {
+                let verdict = check_proposal(
+                    &proposal.model_path,
+                    &proposal.fixed_sql,
+                    request.incident,
+                    request.history,
+                    &self.policy,
+                );
+                (proposal, verdict)
+            });
+            match checked {
+                Some((proposal, Ok(()))) => {
                     return Drafted::Proposal {
                         proposal,
                         spend: Spend::default(),
-                    }
+                        rule_stage,
+                    };
                 }
-                Err(refusal) => {
+                Some((proposal, Err(refusal))) => {
                     tracing::warn!(message = "A rule's proposal was refused.", strategy = %proposal.strategy, %refusal);
                     reasons.push(format!("{} was refused: {refusal}", proposal.strategy));
                 }
+                None => {}
             }
         }
         if self.providers.is_empty() {
-            let mut detail = if request.history.is_empty() {
+            let mut detail = if !self.rules_enabled {
+                "rules are off (fixer.rules_enabled = false) and no LLM provider is configured"
+                    .to_owned()
+            } else if request.history.is_empty() {
                 "no rule matched this failure and no LLM provider is configured".to_owned()
             } else {
                 format!(
@@ -140,6 +169,7 @@ impl Drafter {
                 reason: "no_fix_found",
                 detail,
                 spend: Spend::default(),
+                rule_stage,
             };
         }
         let mut budget = Budget::new(self.limits, usage::spent_before(request.history));
@@ -183,8 +213,19 @@ impl Drafter {
                             strategy: format!("llm:{}/{}", provider.name(), provider.model()),
                             usage: Some(spend.to_proto()),
                             incident_usage: Some(budget.total().to_proto()),
+                            upstream_edits: answered
+                                .answer
+                                .upstream_edits
+                                .into_iter()
+                                .map(|edit| v1::ModelEdit {
+                                    path: edit.path,
+                                    fixed_sql: edit.fixed_sql,
+                                    explanation: edit.explanation,
+                                })
+                                .collect(),
                         },
                         spend,
+                        rule_stage,
                     };
                 }
                 Err(error) => {
@@ -193,13 +234,18 @@ impl Drafter {
                 }
             }
         }
-        conclude(reasons, errors, budget.this_attempt())
+        conclude(reasons, errors, budget.this_attempt(), rule_stage)
     }
 }
 
 /// Every provider failed: wait when all were unavailable, otherwise end the attempt with
 /// the most telling reason.
-fn conclude(mut reasons: Vec<String>, errors: Vec<LlmError>, spend: Spend) -> Drafted {
+fn conclude(
+    mut reasons: Vec<String>,
+    errors: Vec<LlmError>,
+    spend: Spend,
+    rule_stage: Option<Duration>,
+) -> Drafted {
     reasons.extend(errors.iter().map(ToString::to_string));
     let detail = reasons.join("; ");
     if errors.iter().all(LlmError::retry_helps) {
@@ -214,6 +260,7 @@ fn conclude(mut reasons: Vec<String>, errors: Vec<LlmError>, spend: Spend) -> Dr
             detail,
             retry_after,
             spend,
+            rule_stage,
         };
     }
     let reason = if errors
@@ -234,6 +281,7 @@ fn conclude(mut reasons: Vec<String>, errors: Vec<LlmError>, spend: Spend) -> Dr
         reason,
         detail,
         spend,
+        rule_stage,
     }
 }
 
@@ -304,6 +352,7 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         strategy: format!("rule:{}", fix.rule),
         usage: None,
         incident_usage: None,
+        upstream_edits: Vec::new(),
     })
 }
 
@@ -325,6 +374,7 @@ mod tests {
             vec![],
             vec![unavailable(Some(5)), unavailable(Some(40))],
             Spend::default(),
+            None,
         ) {
             Drafted::Unavailable { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(40)))
@@ -336,7 +386,12 @@ mod tests {
             reason: "drop".into(),
         };
         assert!(matches!(
-            conclude(vec![], vec![unavailable(None), refused], Spend::default()),
+            conclude(
+                vec![],
+                vec![unavailable(None), refused],
+                Spend::default(),
+                None
+            ),
             Drafted::Nothing {
                 reason: "guardrail",
                 ..
@@ -347,7 +402,7 @@ mod tests {
             reason: "tokens".into(),
         };
         assert!(matches!(
-            conclude(vec![], vec![over], Spend::default()),
+            conclude(vec![], vec![over], Spend::default(), None),
             Drafted::Nothing {
                 reason: "budget_exhausted",
                 ..
@@ -361,6 +416,7 @@ mod tests {
             vec!["rule:x was refused".into()],
             vec![unusable],
             Spend::default(),
+            None,
         ) {
             Drafted::Nothing { reason, detail, .. } => {
                 assert_eq!(reason, "no_fix_found");

@@ -18,9 +18,37 @@ pub const READ_SOURCE_DEFINITIONS: &str = "read_source_definitions";
 pub const LIST_UPSTREAM_COLUMNS: &str = "list_upstream_columns";
 /// Submits the fix.
 pub const SUBMIT_FIX: &str = "submit_fix";
+/// Reads one ancestor model's SQL (lineage-scoped fixes only).
+pub const READ_ANCESTOR_MODEL: &str = "read_ancestor_model";
 
 /// The tools offered in agentic mode.
 pub fn specs() -> Vec<ToolSpec> {
+    specs_with(&answer_schema(), false)
+}
+
+/// The tools, with `submit_fix` taking `answer_schema` and — for a lineage-scoped fix
+/// (`ancestors`) — `read_ancestor_model` besides.
+pub fn specs_with(answer_schema: &Value, ancestors: bool) -> Vec<ToolSpec> {
+    let mut specs = base_specs(answer_schema);
+    if ancestors {
+        specs.insert(
+            specs.len() - 1,
+            ToolSpec {
+                name: READ_ANCESTOR_MODEL,
+                description: "Returns an ancestor model's SQL file (Jinja included), by the path the task lists; an ancestor may be edited through submit_fix's upstream_edits when the cause is there.",
+                parameters: json!({
+                    "type": "object",
+                    "properties": {"path": {"type": "string", "description": "The ancestor's path, as listed."}},
+                    "required": ["path"],
+                    "additionalProperties": false
+                }),
+            },
+        );
+    }
+    specs
+}
+
+fn base_specs(answer_schema: &Value) -> Vec<ToolSpec> {
     let no_arguments =
         json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false});
     vec![
@@ -47,7 +75,7 @@ pub fn specs() -> Vec<ToolSpec> {
         ToolSpec {
             name: SUBMIT_FIX,
             description: "Submits the fix: the complete corrected content of the incident's model file. Call it once, last.",
-            parameters: answer_schema(),
+            parameters: answer_schema.clone(),
         },
     ]
 }
@@ -107,10 +135,16 @@ impl<'a> EvidenceTools<'a> {
                     .filter(|name| !name.is_empty());
                 let columns = prompt::parent_columns(&evidence, only);
                 if columns.is_empty() {
-                    let known: Vec<&str> =
-                        evidence.parents.iter().map(|parent| parent.name.as_str()).collect();
+                    let known: Vec<&str> = evidence
+                        .parents
+                        .iter()
+                        .map(|parent| parent.name.as_str())
+                        .collect();
                     return result(
-                        format!("no parent named {only:?}; the parents are: {}", known.join(", ")),
+                        format!(
+                            "no parent named {only:?}; the parents are: {}",
+                            known.join(", ")
+                        ),
                         true,
                     );
                 }
@@ -124,13 +158,39 @@ impl<'a> EvidenceTools<'a> {
                     prompt::fenced(&mut content, "sources", &sources);
                 }
             }
+            READ_ANCESTOR_MODEL => {
+                let path = arguments
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or_default();
+                let Some(ancestor) = evidence
+                    .ancestor_models
+                    .iter()
+                    .find(|ancestor| ancestor.path == path)
+                else {
+                    let known: Vec<&str> = evidence
+                        .ancestor_models
+                        .iter()
+                        .map(|ancestor| ancestor.path.as_str())
+                        .collect();
+                    return result(
+                        format!(
+                            "no ancestor at {path:?}; the ancestors are: {}",
+                            known.join(", ")
+                        ),
+                        true,
+                    );
+                };
+                prompt::fenced(&mut content, &ancestor.path, &ancestor.raw_sql);
+            }
             other => {
                 return result(
                     format!(
                         "there is no tool {other:?}; the tools are {READ_MODEL_FILE}, {LIST_UPSTREAM_COLUMNS}, {READ_SOURCE_DEFINITIONS} and {SUBMIT_FIX}"
                     ),
                     true,
-                )
+                );
             }
         }
         if repeated {

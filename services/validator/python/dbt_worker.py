@@ -21,7 +21,9 @@ dbt's partial parsing (target/partial_parse.msgpack) keeps re-parsing cheap inst
 import io
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -30,7 +32,30 @@ import traceback
 sys.path[:] = [entry for entry in sys.path if entry not in ("", ".")]
 
 
+def die_with_parent():
+    """Ends this worker's process group (dbt's own children included) soon after the
+    validator that started it is gone: a validator killed with SIGKILL cannot end it, and
+    an orphan would go on writing into a workspace the next validator has removed. The
+    closed stdin is seen only between requests; this sees it during one."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                try:
+                    # The validator starts the worker as the leader of its own group;
+                    # anything else would be someone else's group.
+                    if os.getpgid(0) == os.getpid():
+                        os.killpg(os.getpid(), signal.SIGKILL)
+                finally:
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="dbt-ops-parent-watch", daemon=True).start()
+
+
 def main():
+    die_with_parent()
     # The protocol owns the real stdout. Anything else writing to file descriptor 1
     # (print, a C library, a plugin) is sent to stderr, so it cannot corrupt a reply line.
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)

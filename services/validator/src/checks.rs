@@ -72,7 +72,7 @@ pub fn check_jinja_delimiters(sql: &str) -> Result<(), String> {
                             None => {
                                 return Err(format!(
                                     "`{{% raw %}}` on line {line} is never closed with `{{% endraw %}}`"
-                                ))
+                                ));
                             }
                         }
                     }
@@ -85,7 +85,7 @@ pub fn check_jinja_delimiters(sql: &str) -> Result<(), String> {
                     "`{}` on line {} closes nothing",
                     String::from_utf8_lossy(pair),
                     line_at(i)
-                ))
+                ));
             }
             _ => i += 1,
         }

@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use dbtops_guardrails::PathPolicy;
 use dbtops_proto::v1;
-use dbtops_settings::{Settings, ValidatorSettings};
+use dbtops_settings::{FixScope, Settings, ValidatorSettings};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::datacheck::{self, RelationProfile};
 use crate::dbt::{self, DbtError, DbtInvoker, DbtRun};
+use crate::lineage::UpstreamEdits;
 use crate::sqlcheck::{self, SqlVerdict};
 use crate::worker::{self, Lease, WorkerPool, WorkerSpec};
 use crate::workspace::Workspace;
@@ -165,6 +166,9 @@ pub struct Validator {
     settings: ValidatorSettings,
     /// `delivery.sensitive_paths`, which the guardrails check too.
     sensitive_paths: Vec<String>,
+    /// `fixer.fix_scope = "lineage"`: proposals may edit ancestor models too. Read from
+    /// this process's settings, never from the message.
+    lineage_enabled: bool,
     /// The rungs.
     plan: LadderPlan,
     /// The dbt executable for subprocesses.
@@ -205,6 +209,7 @@ impl Validator {
         Ok(Self {
             settings: settings.validator.clone(),
             sensitive_paths: settings.delivery.sensitive_paths.clone(),
+            lineage_enabled: settings.fixer.fix_scope == FixScope::Lineage,
             plan,
             dbt_program,
             permits: Arc::new(Semaphore::new(concurrency)),
@@ -220,9 +225,12 @@ impl Validator {
     /// live until the process exits, when their input closes and they end.
     pub fn shared(settings: &Settings) -> Result<Arc<Self>, ValidatorError> {
         static SHARED: OnceLock<SharedValidators> = OnceLock::new();
-        let fingerprint =
-            serde_json::to_string(&(&settings.validator, &settings.delivery.sensitive_paths))
-                .map_err(|error| ValidatorError::Config(error.to_string()))?;
+        let fingerprint = serde_json::to_string(&(
+            &settings.validator,
+            &settings.delivery.sensitive_paths,
+            settings.fixer.fix_scope,
+        ))
+        .map_err(|error| ValidatorError::Config(error.to_string()))?;
         let registry = SHARED.get_or_init(|| Mutex::new(Vec::new()));
         let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, validator)) = registry.iter().find(|(key, _)| *key == fingerprint) {
@@ -282,7 +290,11 @@ impl Validator {
             .and_then(|()| {
                 dbtops_guardrails::check_jinja_side_effects(original, &proposal.fixed_sql)
             })
-            .and_then(|()| dbtops_guardrails::check_no_symlink_escape(&project_dir, &model.path));
+            .and_then(|()| dbtops_guardrails::check_no_symlink_escape(&project_dir, &model.path))
+            .and_then(|()| {
+                let edits = UpstreamEdits::of(proposal, evidence);
+                edits.check(self.lineage_enabled, &policy, &project_dir)
+            });
         match guard {
             Ok(()) => ladder.pass(
                 "guardrails",
@@ -307,12 +319,18 @@ impl Validator {
             }
         }
         let started = Instant::now();
-        match checks::check_refs_kept(
+        let refs_kept = checks::check_refs_kept(
             original,
             &proposal.fixed_sql,
             incident.error.as_ref(),
             evidence,
-        ) {
+        )
+        .and_then(|summary| {
+            UpstreamEdits::of(proposal, evidence)
+                .check_refs_and_jinja()
+                .map(|()| summary)
+        });
+        match refs_kept {
             Ok(summary) => ladder.pass("refs kept", started.elapsed(), summary),
             Err(problem) => {
                 ladder.fail("refs kept", started.elapsed(), problem, None);
@@ -337,6 +355,9 @@ impl Validator {
             let project_dir = project_dir.clone();
             let name = slot.workspace_name.clone();
             tokio::task::spawn_blocking(move || {
+                if let Some(root) = root.as_deref() {
+                    crate::workspace::sweep_dead_owners(root);
+                }
                 Workspace::copy_named(&project_dir, root.as_deref(), Some(&name))
             })
         };
@@ -370,6 +391,18 @@ impl Validator {
                 "cannot write the proposal into the workspace: {error}"
             ))
         })?;
+        // Checked above: each is an ancestor's existing model file.
+        for edit in &proposal.upstream_edits {
+            std::fs::write(workspace.path().join(&edit.path), &edit.fixed_sql).map_err(
+                |error| {
+                    ValidationFault::Retry(format!(
+                        "cannot write the upstream edit of {} into the workspace: {error}",
+                        edit.path
+                    ))
+                },
+            )?;
+        }
+        let edited_ancestors = UpstreamEdits::of(proposal, evidence).names();
         self.seed_partial_parse(&slot.workspace_name, workspace.path());
 
         let invoker = DbtInvoker {
@@ -385,7 +418,14 @@ impl Validator {
             no_worker,
         };
         let climbed = self
-            .climb(&mut ladder, &mut session, incident, model, &project)
+            .climb(
+                &mut ladder,
+                &mut session,
+                incident,
+                model,
+                &project,
+                &edited_ancestors,
+            )
             .await;
         self.remember_partial_parse(&slot.workspace_name, workspace.path());
         // The worker goes back to the pool before its workspace is removed, and the slot
@@ -406,6 +446,7 @@ impl Validator {
         incident: &v1::FailureDetected,
         model: &v1::ModelRef,
         project: &v1::ProjectRef,
+        edited_ancestors: &[String],
     ) -> Result<(), ValidationFault> {
         let name = model.name.as_str();
         let with_ancestors = format!("+{name}");
@@ -471,30 +512,41 @@ impl Validator {
             return Ok(());
         }
 
-        let dependents = format!("@{name}");
-        let children = format!("{name}+");
+        // An edited ancestor reaches its other descendants too: they are checked as well.
+        let dependents: Vec<String> = std::iter::once(name)
+            .chain(edited_ancestors.iter().map(String::as_str))
+            .map(|node| format!("@{node}"))
+            .collect();
+        let children: Vec<String> = std::iter::once(name)
+            .chain(edited_ancestors.iter().map(String::as_str))
+            .map(|node| format!("{node}+"))
+            .collect();
         let downstream_args: Option<Vec<&str>> = match self.plan.downstream {
             // `@m` is m, its descendants and their other ancestors, which a fresh dev
             // database does not hold either; what the empty build above made is left out.
-            Downstream::BuildEmpty if self.plan.build_empty => Some(vec![
-                "build",
-                "--select",
-                &dependents,
-                "--exclude",
-                &with_ancestors,
-                "--empty",
-                "--exclude-resource-type",
-                "test",
-            ]),
-            Downstream::BuildEmpty => Some(vec![
-                "build",
-                "--select",
-                &dependents,
-                "--empty",
-                "--exclude-resource-type",
-                "test",
-            ]),
-            Downstream::Compile => Some(vec!["compile", "--select", &children]),
+            Downstream::BuildEmpty if self.plan.build_empty => Some(
+                [vec!["build", "--select"], selection(&dependents)]
+                    .concat()
+                    .into_iter()
+                    .chain([
+                        "--exclude",
+                        with_ancestors.as_str(),
+                        "--empty",
+                        "--exclude-resource-type",
+                        "test",
+                    ])
+                    .collect(),
+            ),
+            Downstream::BuildEmpty => Some(
+                [vec!["build", "--select"], selection(&dependents)]
+                    .concat()
+                    .into_iter()
+                    .chain(["--empty", "--exclude-resource-type", "test"])
+                    .collect(),
+            ),
+            Downstream::Compile => {
+                Some([vec!["compile", "--select"], selection(&children)].concat())
+            }
             Downstream::Off => None,
         };
         if let Some(args) = downstream_args {
@@ -777,7 +829,7 @@ impl DbtSession {
                         });
                     }
                     Err(worker::WorkerError::Timeout(after)) => {
-                        return Err(DbtError::Timeout(after, command))
+                        return Err(DbtError::Timeout(after, command));
                     }
                     Err(error) => {
                         tracing::warn!(message = "dbt worker call failed.", %error);
@@ -817,10 +869,12 @@ fn judge_data(
         Ok(None) => {
             return DataJudgement::Unknown(format!(
                 "{model} is not in the dev database after the run: nothing to compare"
-            ))
+            ));
         }
         Err(error) => {
-            return DataJudgement::Unknown(format!("could not read {model} after the run: {error}"))
+            return DataJudgement::Unknown(format!(
+                "could not read {model} after the run: {error}"
+            ));
         }
     };
     let before = match before {
@@ -830,12 +884,12 @@ fn judge_data(
                 "no earlier version of {model} in the dev database to compare with; now {} columns, {} rows",
                 after.columns.len(),
                 after.rows
-            ))
+            ));
         }
         Err(error) => {
             return DataJudgement::Unknown(format!(
                 "could not read the last good version of {model}: {error}"
-            ))
+            ));
         }
     };
     let differences = datacheck::differences(&before, &after);
@@ -981,6 +1035,11 @@ fn last_lines(text: &str, count: usize) -> String {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
+}
+
+/// Selectors as dbt arguments.
+fn selection(selectors: &[String]) -> Vec<&str> {
+    selectors.iter().map(String::as_str).collect()
 }
 
 #[cfg(test)]

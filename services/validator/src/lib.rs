@@ -26,6 +26,7 @@ pub mod checks;
 pub mod datacheck;
 pub mod dbt;
 pub mod ladder;
+pub mod lineage;
 pub mod sqlcheck;
 pub mod worker;
 pub mod workspace;
@@ -35,8 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbtops_bus::{
-    advance_incident, run_consumer, stage_id, Bus, BusError, ConsumerSpec, Delivery, IncidentState,
-    Outcome,
+    advance_incident, run_consumer, skip_superseded, stage_id, Bus, BusError, ConsumerSpec,
+    Delivery, IncidentState, Outcome,
 };
 use dbtops_proto::v1;
 use dbtops_settings::Settings;
@@ -125,11 +126,14 @@ pub async fn handle_with(bus: &Bus, validator: &Validator, delivery: Delivery) -
     span.record("incident_id", incident.incident_id.as_str());
     span.record("model", model.name.as_str());
     span.record("attempt", proposed.attempt);
+    if let Some(outcome) = skip_superseded(bus, incident).await {
+        return outcome;
+    }
 
     let verdict = match validator.validate(incident, model, proposal).await {
         Ok(verdict) => verdict,
         Err(ValidationFault::Retry(reason)) => {
-            return Outcome::retry(Duration::from_secs(10), reason)
+            return Outcome::retry(Duration::from_secs(10), reason);
         }
     };
     match publish_verdict(bus, &proposed, incident, proposal, verdict).await {
@@ -189,21 +193,12 @@ async fn publish_verdict(
     let generation = incident.generation;
     match verdict {
         Verdict::Validated { steps } => {
-            let original = incident
-                .evidence
-                .as_ref()
-                .map(|evidence| evidence.model_sql.as_str())
-                .unwrap_or_default();
             let validated = v1::FixValidated {
                 incident: Some(incident.clone()),
                 attempt: proposed.attempt,
                 proposal: Some(proposal.clone()),
                 steps,
-                diff: dbtops_guardrails::unified_diff(
-                    &proposal.model_path,
-                    original,
-                    &proposal.fixed_sql,
-                ),
+                diff: lineage::proposal_diff(proposal, incident.evidence.as_ref()),
                 history: proposed.history.clone(),
             };
             bus.publish(
@@ -212,7 +207,7 @@ async fn publish_verdict(
                 &validated,
             )
             .await?;
-            advance_incident(bus, incident_id, IncidentState::Delivering, |_| {}).await?;
+            advance_incident(bus, incident, IncidentState::Delivering, |_| {}).await?;
             tracing::info!(message = "Proposal validated.");
         }
         Verdict::Failed {
@@ -236,7 +231,7 @@ async fn publish_verdict(
                 &failed,
             )
             .await?;
-            advance_incident(bus, incident_id, IncidentState::Fixing, |_| {}).await?;
+            advance_incident(bus, incident, IncidentState::Fixing, |_| {}).await?;
         }
     }
     Ok(())

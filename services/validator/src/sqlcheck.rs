@@ -87,13 +87,12 @@ pub fn check_compiled_sql(adapter: &str, sql: &str) -> SqlVerdict {
     let (dialect, name) = dialect_for(adapter);
     let tokens = match Tokenizer::new(dialect.as_ref(), sql).tokenize_with_location() {
         Ok(tokens) => tokens,
-        Err(own_error) => match Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location()
-        {
+        Err(own_error) => match Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() {
             Ok(tokens) => tokens,
             Err(_) => {
                 return SqlVerdict::Hopeless(format!(
                     "the compiled SQL does not tokenize ({own_error}): an unterminated string, quoted identifier or comment"
-                ))
+                ));
             }
         },
     };
@@ -143,7 +142,7 @@ fn lexical_stop(tokens: &[TokenWithSpan]) -> Option<String> {
                 return Some(format!(
                     "a `;` on line {} of the compiled SQL: dbt wraps the model in its own DDL (create … as (…)), so a model must be one statement without a semicolon",
                     token.span.start.line
-                ))
+                ));
             }
             _ => {}
         }

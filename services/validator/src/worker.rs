@@ -203,7 +203,7 @@ impl WorkerProcess {
                 return Err(start_error(format!(
                     "not ready after {:?}",
                     spec.start_timeout
-                )))
+                )));
             }
         };
         let ready: Ready = serde_json::from_str(&first)

@@ -144,20 +144,58 @@ fn make_dir(root: Option<&Path>, name: Option<&str>) -> Result<tempfile::TempDir
     }
 }
 
-/// Removes workspaces a crashed validator left under `root`.
+/// Removes workspaces a crashed validator left under `root`; a workspace whose owner
+/// (the pid in its name) is still running belongs to another validator sharing the root
+/// and is left alone.
 pub fn sweep_leftovers(root: &Path) -> usize {
+    sweep(root, true)
+}
+
+/// Removes workspaces of validators that are gone, leaving this process's own (in use)
+/// and live validators' alone: run before each validation, it also catches what a killed
+/// validator's last dbt process wrote after the start-up sweep.
+pub fn sweep_dead_owners(root: &Path) -> usize {
+    sweep(root, false)
+}
+
+fn sweep(root: &Path, including_own: bool) -> usize {
     let Ok(entries) = std::fs::read_dir(root) else {
         return 0;
     };
+    let own = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let is_ours = name.to_string_lossy().starts_with(WORKSPACE_PREFIX);
-        if is_ours && entry.path().is_dir() && std::fs::remove_dir_all(entry.path()).is_ok() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(WORKSPACE_PREFIX) else {
+            continue;
+        };
+        let keep = match owner_pid(rest) {
+            Some(pid) if pid == own => !including_own,
+            Some(pid) => is_running(pid),
+            // A random name belongs to an unnamed workspace, possibly in use right now.
+            None => !including_own,
+        };
+        if keep {
+            continue;
+        }
+        if entry.path().is_dir() && std::fs::remove_dir_all(entry.path()).is_ok() {
             removed += 1;
         }
     }
     removed
+}
+
+/// The pid a named workspace starts with (`<pid>-<project hash>-<slot>`); `None` for a
+/// random name.
+fn owner_pid(name_after_prefix: &str) -> Option<u32> {
+    let (pid, _) = name_after_prefix.split_once('-')?;
+    pid.parse().ok()
+}
+
+/// Whether a process with this pid exists (Linux's /proc; elsewhere, assume not, so the
+/// sweep behaves as before).
+fn is_running(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -216,5 +254,26 @@ mod tests {
         std::fs::create_dir(root.path().join("someone-else")).unwrap();
         assert_eq!(sweep_leftovers(root.path()), 1);
         assert!(root.path().join("someone-else").exists());
+    }
+
+    #[test]
+    fn a_live_validators_workspace_is_never_swept_and_our_own_only_at_start_up() {
+        let root = tempfile::tempdir().unwrap();
+        // pid 1 is always running; a pid above the kernel's maximum never is.
+        let live = format!("{WORKSPACE_PREFIX}1-00ff-0");
+        let dead = format!("{WORKSPACE_PREFIX}4294967294-00ff-0");
+        let ours = format!("{WORKSPACE_PREFIX}{}-00ff-0", std::process::id());
+        for name in [&live, &dead, &ours] {
+            std::fs::create_dir(root.path().join(name)).unwrap();
+        }
+        // Before a validation: only the dead validator's.
+        assert_eq!(sweep_dead_owners(root.path()), 1);
+        assert!(root.path().join(&live).exists());
+        assert!(!root.path().join(&dead).exists());
+        assert!(root.path().join(&ours).exists());
+        // At start-up, our pid's leftovers are a crashed predecessor's.
+        assert_eq!(sweep_leftovers(root.path()), 1);
+        assert!(root.path().join(&live).exists());
+        assert!(!root.path().join(&ours).exists());
     }
 }

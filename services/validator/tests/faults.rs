@@ -157,7 +157,7 @@ async fn a_hung_dbt_is_killed_with_its_process_group_and_the_attempt_fails_with_
             assert_eq!(pool.live(), 0, "a killed worker still counts");
         }
         assert_eq!(
-            processes_under(root.path()),
+            processes_under_after(root.path(), std::time::Duration::from_secs(10)),
             Vec::<u32>::new(),
             "dbt left running"
         );

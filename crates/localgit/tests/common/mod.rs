@@ -101,6 +101,7 @@ pub fn request(
         base_commit: base.to_owned(),
         path_in_repo: path.to_owned(),
         content: content.to_owned(),
+        also_replace: Vec::new(),
         message: "fix(stg_orders): custmer_id -> customer_id\n\nIncident 3f2a9c1e.".to_owned(),
         author_name: "dbt-ops".to_owned(),
         author_email: "dbt-ops@example.invalid".to_owned(),

@@ -326,7 +326,7 @@ fn ends_in_implicit_alias(item: &[Token], sql: &str) -> bool {
 /// True when the echoed line shows the caret at token `t`: the model's text before `t`
 /// on its line (Jinja-free) equals the echo's text before the caret, and the text after
 /// `t` to the end of the line ends the echo (unless the echo was cut there).
-fn echo_points_at(echo: Option<&Echo>, sql: &str, t: &Token) -> bool {
+pub(super) fn echo_points_at(echo: Option<&Echo>, sql: &str, t: &Token) -> bool {
     let Some(echo) = echo else {
         return false;
     };

@@ -6,6 +6,7 @@
 
 mod alias_typo;
 mod ambiguous_column;
+mod bad_cast;
 mod division_by_zero;
 mod hardcoded_relation;
 mod missing_comma;
@@ -14,13 +15,21 @@ mod misspelt_column;
 mod misspelt_ref;
 mod misspelt_source;
 mod renamed_column;
+mod stray_comma;
+mod suggested_name;
 mod trailing_comma;
+mod type_mismatch;
 mod unclosed_jinja;
 mod undefined_macro;
 pub mod unknown_function;
+mod wrong_alias;
 
 pub use alias_typo::{alias_typo, parse_missing_alias};
 pub use ambiguous_column::{ambiguous_column, parse_ambiguous_column};
+pub use bad_cast::{
+    bad_cast, looks_like_dirty_value, parse_failed_conversion, ConversionPattern, FailedConversion,
+    CONVERSION_PATTERNS,
+};
 pub use division_by_zero::{division_by_zero, parse_division_by_zero, FailingDivision};
 pub use hardcoded_relation::{hardcoded_relation, parse_missing_relation};
 pub use missing_comma::missing_comma;
@@ -29,10 +38,19 @@ pub use misspelt_column::misspelt_column;
 pub use misspelt_ref::{misspelt_ref, parse_missing_ref, MissingRef};
 pub use misspelt_source::{misspelt_source, parse_missing_source, MissingSource};
 pub use renamed_column::{rename_kind, renamed_column, RenameKind};
+pub use stray_comma::stray_comma;
+pub use suggested_name::{
+    parse_unknown_name, suggested_name, NameKind, UnknownName, UnknownNamePattern,
+    UNKNOWN_NAME_PATTERNS,
+};
 pub use trailing_comma::trailing_comma;
-pub use unclosed_jinja::{parse_unclosed_tag, unclosed_jinja, UnclosedTag};
+pub use type_mismatch::{
+    iso_basic_date, parse_mismatch, type_mismatch, Mismatch, MismatchPattern, MISMATCH_PATTERNS,
+};
+pub use unclosed_jinja::{parse_unclosed_tags, unclosed_jinja, UnclosedTag};
 pub use undefined_macro::{parse_undefined_name, undefined_macro, DBT_BUILTINS};
 pub use unknown_function::{parse_unknown_function, unknown_function};
+pub use wrong_alias::wrong_alias;
 
 use std::ops::Range;
 
@@ -88,6 +106,13 @@ pub const RULES: &[Rule] = &[
         apply: alias_typo,
     },
     Rule {
+        name: wrong_alias::NAME,
+        // After the rules for a misspelt or renamed column: here the column exists, in
+        // another relation of the select.
+        classes: &[ErrorClass::MissingColumn],
+        apply: wrong_alias,
+    },
+    Rule {
         name: hardcoded_relation::NAME,
         // After the rules that read dbt's own wordings: this one answers the
         // warehouse's "table does not exist" for a name written without `ref()`.
@@ -110,6 +135,11 @@ pub const RULES: &[Rule] = &[
         apply: trailing_comma,
     },
     Rule {
+        name: stray_comma::NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: stray_comma,
+    },
+    Rule {
         name: missing_group_by::NAME,
         classes: &[ErrorClass::MissingGroupBy],
         apply: missing_group_by,
@@ -120,9 +150,34 @@ pub const RULES: &[Rule] = &[
         apply: unknown_function,
     },
     Rule {
+        name: suggested_name::NAME,
+        // After the rules with their own knowledge of each class: the table of
+        // equivalents for functions (`to_char` has a right answer, DuckDB's hint
+        // `to_hours` is not it) and `ref()` for a hard-coded table. A misspelt type
+        // name is classified a syntax error.
+        classes: &[
+            ErrorClass::UnknownFunction,
+            ErrorClass::SqlSyntax,
+            ErrorClass::UnknownRelation,
+        ],
+        apply: suggested_name,
+    },
+    Rule {
         name: division_by_zero::NAME,
         classes: &[ErrorClass::DivisionByZero],
         apply: division_by_zero,
+    },
+    Rule {
+        name: type_mismatch::NAME,
+        classes: &[ErrorClass::TypeMismatch],
+        apply: type_mismatch,
+    },
+    Rule {
+        name: bad_cast::NAME,
+        // DuckDB's `Conversion Error` and PostgreSQL's `invalid input syntax` are data
+        // errors: the SQL is valid, a value is not.
+        classes: &[ErrorClass::RuntimeData],
+        apply: bad_cast,
     },
     Rule {
         name: undefined_macro::NAME,
@@ -282,6 +337,29 @@ fn column_ref(tokens: &[Token], sql: &str, item: Range<usize>) -> Option<ColumnR
     })
 }
 
+/// Words that end a select item without being an implicit alias (`case … end`,
+/// `x is null`).
+const NOT_AN_ALIAS: &[&str] = &[
+    "end", "null", "true", "false", "and", "or", "not", "is", "in", "as", "then", "else", "when",
+    "distinct", "asc", "desc",
+];
+
+/// True when a select item that is not a plain column ends in an alias: `… as n`, or an
+/// implicit one after a call, a literal or Jinja (`count(*) n`, `1 k`).
+fn ends_in_alias(item: &[Token], sql: &str) -> bool {
+    let [.., before, last] = item else {
+        return false;
+    };
+    matches!(last.kind, TokenKind::Word | TokenKind::QuotedIdent)
+        && !NOT_AN_ALIAS.iter().any(|w| last.is_keyword(sql, w))
+        && (before.is_keyword(sql, "as")
+            || matches!(
+                before.kind,
+                TokenKind::Number | TokenKind::StringLit | TokenKind::Jinja
+            )
+            || before.is_punct(sql, ')'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,14 +377,27 @@ mod tests {
         let names = |class| rules_for(class).map(|r| r.name).collect::<Vec<_>>();
         assert_eq!(
             names(ErrorClass::MissingColumn),
-            vec!["renamed_column", "misspelt_column", "alias_typo"]
+            vec![
+                "renamed_column",
+                "misspelt_column",
+                "alias_typo",
+                "wrong_alias"
+            ]
         );
         assert_eq!(
             names(ErrorClass::SqlSyntax),
-            vec!["missing_comma", "trailing_comma"]
+            vec![
+                "missing_comma",
+                "trailing_comma",
+                "stray_comma",
+                "suggested_name"
+            ]
         );
         assert_eq!(names(ErrorClass::MissingGroupBy), vec!["missing_group_by"]);
-        assert_eq!(names(ErrorClass::UnknownFunction), vec!["unknown_function"]);
+        assert_eq!(
+            names(ErrorClass::UnknownFunction),
+            vec!["unknown_function", "suggested_name"]
+        );
         assert_eq!(names(ErrorClass::AmbiguousColumn), vec!["ambiguous_column"]);
         assert_eq!(names(ErrorClass::BadRef), vec!["misspelt_ref"]);
         assert_eq!(names(ErrorClass::UnknownSource), vec!["misspelt_source"]);
@@ -316,7 +407,8 @@ mod tests {
                 "misspelt_ref",
                 "misspelt_source",
                 "alias_typo",
-                "hardcoded_relation"
+                "hardcoded_relation",
+                "suggested_name"
             ]
         );
         assert_eq!(names(ErrorClass::UndefinedMacro), vec!["undefined_macro"]);
@@ -325,6 +417,8 @@ mod tests {
             names(ErrorClass::JinjaCompilation),
             vec!["undefined_macro", "unclosed_jinja"]
         );
+        assert_eq!(names(ErrorClass::TypeMismatch), vec!["type_mismatch"]);
+        assert_eq!(names(ErrorClass::RuntimeData), vec!["bad_cast"]);
         assert!(names(ErrorClass::Connection).is_empty());
         assert!(names(ErrorClass::Other).is_empty());
     }

@@ -15,8 +15,12 @@ pub(super) const NAME: &str = "unclosed_jinja";
 /// Jinja's wording, as dbt reports it: `Compilation Error in model customers
 /// (models/marts/customers.sql)\n  expected token 'end of print statement', got 'where'`
 /// (`end of statement block` for a `{%` tag).
-const UNCLOSED_PATTERN: &str =
-    r"expected token 'end of (?P<kind>print statement|statement block)', got '(?P<got>[^']+)'";
+///
+/// The expected token may arrive as `[REDACTED]`: the detector's redactor reads
+/// `token '…'` as a credential (SQL's `TOKEN 'secret'`) and blanks the quoted words. The
+/// token Jinja *got* survives, and the model shows which kind of tag is open, so a
+/// redacted message is still read — the kind is then left to the model.
+const UNCLOSED_PATTERN: &str = r"expected token '(?P<expected>end of print statement|end of statement block|\[REDACTED[^\]']*\])', got '(?P<got>[^']+)'";
 
 /// What Jinja expected and what it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,22 +33,38 @@ pub struct UnclosedTag {
     pub got: String,
 }
 
-/// Reads Jinja's "expected token 'end of …', got '…'" error.
-pub fn parse_unclosed_tag(message: &str) -> Option<UnclosedTag> {
+/// The two kinds of tag Jinja can report unclosed: (what it expected, open, close).
+const TAG_KINDS: [(&str, &str, &str); 2] = [
+    ("end of print statement", "{{", "}}"),
+    ("end of statement block", "{%", "%}"),
+];
+
+/// Reads Jinja's "expected token 'end of …', got '…'" error: the one tag it names, or
+/// both kinds when the expected token was redacted on the way (the model decides which
+/// is open). Empty when the message is not this error.
+pub fn parse_unclosed_tags(message: &str) -> Vec<UnclosedTag> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
+    let Some(caps) = RE
         .get_or_init(|| Regex::new(UNCLOSED_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
-    let (open, close) = match caps.name("kind")?.as_str() {
-        "print statement" => ("{{", "}}"),
-        _ => ("{%", "%}"),
+        .as_ref()
+        .and_then(|re| re.captures(message))
+    else {
+        return Vec::new();
     };
-    Some(UnclosedTag {
-        open,
-        close,
-        got: caps.name("got")?.as_str().to_owned(),
-    })
+    let (Some(expected), Some(got)) = (caps.name("expected"), caps.name("got")) else {
+        return Vec::new();
+    };
+    TAG_KINDS
+        .iter()
+        .filter(|(name, _, _)| {
+            expected.as_str().starts_with("[REDACTED") || expected.as_str() == *name
+        })
+        .map(|&(_, open, close)| UnclosedTag {
+            open,
+            close,
+            got: got.as_str().to_owned(),
+        })
+        .collect()
 }
 
 /// True when brackets and quotes in a Jinja expression all close: `ref('orders')` is,
@@ -91,9 +111,21 @@ fn balanced(expr: &str) -> bool {
 /// delimiter, up to the named token (later on that line, or the first word of the next
 /// non-blank line), is a non-empty expression with balanced brackets and quotes ending in
 /// a name, a closing bracket or a quote; and after the insertion every `{{`, `{%` has its
-/// `}}`, `%}`.
+/// `}}`, `%}`. When the error's expected token was redacted, both kinds of tag are tried
+/// and exactly one may give a fix.
 pub fn unclosed_jinja(input: &RuleInput) -> Option<RuleFix> {
-    let tag = parse_unclosed_tag(input.error_message)?;
+    let fixes: Vec<RuleFix> = parse_unclosed_tags(input.error_message)
+        .iter()
+        .filter_map(|tag| close_tag(input, tag))
+        .collect();
+    match <[RuleFix; 1]>::try_from(fixes) {
+        Ok([fix]) => Some(fix),
+        Err(_) => None,
+    }
+}
+
+/// The fix for one reading of the error: `tag` is the kind left open.
+fn close_tag(input: &RuleInput, tag: &UnclosedTag) -> Option<RuleFix> {
     let sql = input.model_sql;
     let mut open_lines = Vec::new();
     let mut offset = 0;
@@ -232,6 +264,39 @@ mod tests {
             )
             .as_deref(),
             Some("{% set price_column = 'price_cents' %}\n\nselect\n    {{ cents_to_dollars(price_column) }} as unit_price\nfrom {{ ref('raw_products') }}\n")
+        );
+    }
+
+    /// The live pipeline's evidence for the corpus case `broken_jinja` (dbt 1.11.16, the
+    /// example's `customers.sql` with `{{ ref('orders')` left open), as the fixer received
+    /// it in `FailureDetected`: the detector's redactor had blanked the expected token.
+    #[test]
+    fn a_redacted_expected_token_is_read_from_the_model() {
+        let message = "Compilation Error in model customers (models/marts/customers.sql)\n  expected token '[REDACTED]', got 'where'\n    line 19\n      where order_status = 'completed'";
+        let sql = "completed_orders as (\n    select\n        order_id\n    from {{ ref('orders')\n    where order_status = 'completed'\n),\n";
+        assert_eq!(
+            run(sql, message).as_deref(),
+            Some("completed_orders as (\n    select\n        order_id\n    from {{ ref('orders') }}\n    where order_status = 'completed'\n),\n")
+        );
+        let tags = parse_unclosed_tags(message);
+        assert_eq!(tags.len(), 2, "both kinds are possible: {tags:?}");
+        // A marker naming the variable, as the redactor writes for environment values.
+        assert!(run(sql, &message.replace("[REDACTED]", "[REDACTED:DBT_TOKEN]")).is_some());
+    }
+
+    #[test]
+    fn a_redacted_message_with_both_kinds_open_is_left_alone() {
+        let message = "expected token '[REDACTED]', got 'where'";
+        // A `{%` and a `{{` both open on one line each: which did Jinja mean?
+        let sql = "{% set x = 1\nselect {{ ref('orders')\nwhere 1 = 1";
+        assert_eq!(run(sql, message), None);
+        // The named kind still decides when it is not redacted.
+        assert_eq!(
+            run(
+                "select a from {{ ref('orders')\nwhere 1 = 1",
+                "expected token 'end of statement block', got 'where'"
+            ),
+            None
         );
     }
 

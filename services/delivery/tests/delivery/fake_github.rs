@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::support::{percent_decode, FakeServer, Recorded, Reply};
+use crate::support::{base64, percent_decode, FakeServer, Recorded, Reply};
 
 pub const TOKEN: &str = "ghp_test_token";
 pub const OWNER: &str = "acme";
@@ -44,6 +44,9 @@ pub struct State {
     pub counter: u64,
     /// Refuse draft pull requests, as repositories on plans without them do.
     pub no_drafts: bool,
+    /// Answer the contents API with its JSON object (base64 content) whatever the
+    /// `Accept`, as an old Enterprise Server or a proxy might.
+    pub ignore_raw_media_type: bool,
 }
 
 pub fn blob_sha(content: &str) -> String {
@@ -87,6 +90,36 @@ impl FakeGithub {
         state.blobs.insert(blob_sha(content), content.into());
         state.commits.insert("other0001".into(), files);
         state.refs.insert(branch.into(), "other0001".into());
+    }
+
+    /// A reviewer's commit on `branch` that sets the model file to `content`; its sha.
+    pub fn push(&self, branch: &str, content: &str) -> String {
+        let mut state = self.state.lock().unwrap();
+        let mut files = state.commits[&state.refs[branch]].clone();
+        files.insert(MODEL_FILE.into(), content.into());
+        state.counter += 1;
+        let sha = format!("{:040x}", state.counter);
+        state.commits.insert(sha.clone(), files);
+        state.refs.insert(branch.into(), sha.clone());
+        sha
+    }
+
+    /// Merges the pull request from `branch` with a merge commit and deletes the branch.
+    /// Returns the merge commit and the branch's head.
+    pub fn merge(&self, branch: &str) -> (String, String) {
+        let mut state = self.state.lock().unwrap();
+        let head = state.refs.remove(branch).expect("branch to merge");
+        let files = state.commits[&head].clone();
+        state.counter += 1;
+        let sha = format!("{:040x}", state.counter);
+        state.commits.insert(sha.clone(), files);
+        state.refs.insert("main".into(), sha.clone());
+        for pull in &mut state.pulls {
+            if pull.head == branch {
+                pull.state = "closed".into();
+            }
+        }
+        (sha, head)
     }
 
     pub fn repo_path(rest: &str) -> String {
@@ -154,11 +187,27 @@ fn handle(state: &Arc<Mutex<State>>, request: &Recorded) -> Reply {
     if let Some(path) = rest.strip_prefix("/contents/") {
         let path = percent_decode(path);
         let reference = request.query.get("ref").cloned().unwrap_or_default();
+        let raw = request.header("accept") == Some("application/vnd.github.raw+json");
         return match files_at(&state, &reference).and_then(|files| files.get(&path).cloned()) {
-            Some(content) => Reply::json(
-                200,
-                json!({ "type": "file", "path": path, "sha": blob_sha(&content) }),
-            ),
+            Some(content) if raw && !state.ignore_raw_media_type => Reply::text(200, &content),
+            Some(content) => {
+                // GitHub wraps the base64 at 60 characters.
+                let encoded = base64(content.as_bytes())
+                    .as_bytes()
+                    .chunks(60)
+                    .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
+                    .collect::<String>();
+                Reply::json(
+                    200,
+                    json!({
+                        "type": "file",
+                        "path": path,
+                        "sha": blob_sha(&content),
+                        "encoding": "base64",
+                        "content": encoded,
+                    }),
+                )
+            }
             None => Reply::json(404, json!({ "message": "Not Found" })),
         };
     }

@@ -1,5 +1,6 @@
-//! A GitLab v4 stand-in with state: a project with branches and files, merge requests,
-//! users and notes — enough of the documented wire format for delivery's calls.
+//! A GitLab v4 stand-in with state: a project with branches, commits and files, merge
+//! requests (merged as GitLab does, the source branch removed), users and notes — enough
+//! of the documented wire format for delivery's calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,17 @@ pub struct State {
     pub merge_requests: Vec<MergeRequest>,
     pub users: HashMap<String, u64>,
     pub commits: u64,
+    /// commit sha → files, for reads at a commit once its branch is gone.
+    pub snapshots: HashMap<String, HashMap<String, String>>,
+}
+
+impl State {
+    fn new_commit(&mut self, files: HashMap<String, String>) -> String {
+        self.commits += 1;
+        let id = format!("{:040x}", self.commits);
+        self.snapshots.insert(id.clone(), files);
+        id
+    }
 }
 
 pub struct FakeGitlab {
@@ -70,6 +82,14 @@ impl FakeGitlab {
             .and_then(|(_, files)| files.get(path).cloned())
     }
 
+    /// Adds a file to main (an ancestor model a lineage fix may edit).
+    pub fn add_main_file(&self, path: &str, content: &str) {
+        let mut state = self.state.lock().unwrap();
+        if let Some((_, files)) = state.branches.get_mut("main") {
+            files.insert(path.into(), content.into());
+        }
+    }
+
     /// Puts a branch in place as an earlier delivery (or someone else) left it.
     pub fn add_branch(&self, branch: &str, content: &str) {
         let mut state = self.state.lock().unwrap();
@@ -93,6 +113,33 @@ impl FakeGitlab {
             labels: String::new(),
             notes: Vec::new(),
         });
+    }
+
+    /// A reviewer's commit on `branch` that sets the model file to `content`; its sha.
+    pub fn push(&self, branch: &str, content: &str) -> String {
+        let mut state = self.state.lock().unwrap();
+        let mut files = state.branches[branch].1.clone();
+        files.insert(MODEL_FILE.into(), content.into());
+        let id = state.new_commit(files.clone());
+        state.branches.insert(branch.into(), (id.clone(), files));
+        id
+    }
+
+    /// Merges `branch` into main as GitLab does: a merge commit (`None` for a
+    /// fast-forward), the merge request merged, the source branch removed. Returns the
+    /// merge commit and the source branch's head.
+    pub fn merge(&self, branch: &str, fast_forward: bool) -> (Option<String>, String) {
+        let mut state = self.state.lock().unwrap();
+        let (head, files) = state.branches.remove(branch).expect("branch to merge");
+        let merge_commit = (!fast_forward).then(|| state.new_commit(files.clone()));
+        let main_head = merge_commit.clone().unwrap_or_else(|| head.clone());
+        state.branches.insert("main".into(), (main_head, files));
+        for mr in &mut state.merge_requests {
+            if mr.source_branch == branch && mr.state == "opened" {
+                mr.state = "merged".into();
+            }
+        }
+        (merge_commit, head)
     }
 
     pub fn web_url(&self, iid: u64) -> String {
@@ -194,8 +241,7 @@ fn handle(state: &Arc<Mutex<State>>, request: &Recorded) -> Reply {
                     action["content"].as_str().unwrap_or_default().to_owned(),
                 );
             }
-            state.commits += 1;
-            let id = format!("{:040x}", state.commits);
+            let id = state.new_commit(files.clone());
             state.branches.insert(branch, (id.clone(), files));
             Reply::json(201, json!({ "id": id, "short_id": &id[..8] }))
         }
@@ -236,6 +282,23 @@ fn handle(state: &Arc<Mutex<State>>, request: &Recorded) -> Reply {
             Reply::json(201, reply)
         }
         _ => {
+            if let Some(file) = rest
+                .strip_prefix("/repository/files/")
+                .and_then(|file| file.strip_suffix("/raw"))
+            {
+                // The file itself, at a branch or a commit.
+                let path = percent_decode(file);
+                let reference = request.query.get("ref").cloned().unwrap_or_default();
+                let files = state
+                    .branches
+                    .get(&reference)
+                    .map(|(_, files)| files)
+                    .or_else(|| state.snapshots.get(&reference));
+                return match files.and_then(|files| files.get(&path)) {
+                    Some(content) => Reply::text(200, content),
+                    None => Reply::json(404, json!({ "message": "404 File Not Found" })),
+                };
+            }
             if let Some(file) = rest.strip_prefix("/repository/files/") {
                 let path = percent_decode(file);
                 let reference = request.query.get("ref").cloned().unwrap_or_default();

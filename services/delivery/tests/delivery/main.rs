@@ -5,6 +5,8 @@ mod fake_github;
 mod fake_gitlab;
 mod github;
 mod gitlab;
+mod lineage;
+mod merged;
 mod pipeline;
 mod settings;
 mod support;
@@ -84,6 +86,7 @@ pub fn change() -> ChangeRequest {
         branch: BRANCH.into(),
         file_path: fake_gitlab::MODEL_FILE.into(),
         content: FIXED.into(),
+        also_replace: Vec::new(),
         commit_message: "fix(dbt): stg_orders — missing_column\n\nIncident: x\n".into(),
         title: "fix(dbt): stg_orders — missing_column".into(),
         description: format!(

@@ -247,6 +247,7 @@ async fn the_dataset_holds_each_merged_incident_once() {
             provider: "gitlab".into(),
             url: "https://gitlab.example/mr/1".into(),
             merged_at: at.into(),
+            ..Default::default()
         };
         bus.publish(&subjects.mr_merged(), id, &merged)
             .await
@@ -267,7 +268,10 @@ async fn the_dataset_holds_each_merged_incident_once() {
     assert_eq!(record["proposal"]["strategy"], "rule:misspelt_column");
     assert!(record["diff"].as_str().unwrap().contains("+    order_id,"));
     assert_eq!(record["merge"]["merged_at"], "2026-01-02T00:00:00Z");
+    // A merge recorded without the merged file: unknown, not "unchanged".
     assert_eq!(record["merged_content"], Value::Null);
+    assert_eq!(record["changed_by_human"], Value::Null);
+    assert_eq!(record["merged_diff"], Value::Null);
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {

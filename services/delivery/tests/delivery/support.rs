@@ -40,6 +40,8 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub headers: Vec<(String, String)>,
+    /// A body sent as it is (`text/plain`) instead of `body`: a raw file.
+    pub raw: Option<String>,
 }
 
 impl Reply {
@@ -48,6 +50,14 @@ impl Reply {
             status,
             body,
             headers: Vec::new(),
+            raw: None,
+        }
+    }
+
+    pub fn text(status: u16, text: &str) -> Self {
+        Self {
+            raw: Some(text.to_owned()),
+            ..Self::json(status, Value::Null)
         }
     }
 }
@@ -184,7 +194,18 @@ impl FakeServer {
 
 fn to_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap();
-    let mut response = (status, axum::Json(reply.body)).into_response();
+    let mut response = match reply.raw {
+        Some(text) => (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (status, axum::Json(reply.body)).into_response(),
+    };
     for (name, value) in reply.headers {
         response.headers_mut().insert(
             axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -223,4 +244,26 @@ pub fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// Standard base64 with padding, as GitHub's contents API and HTTP Basic use it.
+pub fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::oneshot;
 
-use crate::support::{FakeServer, Reply};
+use crate::support::{base64, FakeServer, Reply};
 use crate::{settings, TestBus, BRANCH, INCIDENT};
 
 const GITLAB_TOKEN: &str = "gitlab-hook-token";
@@ -147,25 +147,7 @@ impl Endpoint {
 }
 
 fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Basic {out}")
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,6 +170,16 @@ async fn a_gitlab_merge_is_published_recorded_and_scored_once() {
     assert_eq!(
         merged[0].url,
         "https://gitlab.example/data/shop/-/merge_requests/1"
+    );
+    // Local git delivery has no forge to read the merged file from: said, not guessed.
+    assert_eq!(merged[0].merged_content, "");
+    assert!(!merged[0].changed_by_human);
+    assert!(
+        merged[0]
+            .merged_content_error
+            .contains("no gitlab client is configured"),
+        "{:?}",
+        merged[0].merged_content_error
     );
     let record = endpoint.system.record(INCIDENT).await;
     assert_eq!(record.state, IncidentState::Merged);

@@ -12,9 +12,7 @@
 use dbtops_settings::LlmProviderSettings;
 use serde_json::{json, Value};
 
-use super::{
-    answer_schema, ChatRequest, ChatResponse, Finish, Message, Output, ToolCall, Usage, ANSWER_TOOL,
-};
+use super::{ChatRequest, ChatResponse, Finish, Message, Output, ToolCall, Usage, ANSWER_TOOL};
 
 /// The `anthropic-version` header value.
 pub const API_VERSION: &str = "2023-06-01";
@@ -63,7 +61,7 @@ pub fn body(settings: &LlmProviderSettings, request: &ChatRequest<'_>) -> Value 
             vec![json!({
                 "name": ANSWER_TOOL,
                 "description": "Submit the fix: the complete corrected content of the incident's model file.",
-                "input_schema": answer_schema(),
+                "input_schema": request.answer_schema,
             })],
             json!({"type": "tool", "name": ANSWER_TOOL}),
         ),
@@ -175,7 +173,7 @@ pub fn parse(payload: &Value) -> Result<ChatResponse, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::ToolResult;
+    use crate::llm::{answer_schema, ToolResult};
 
     #[test]
     fn single_shot_forces_the_answer_tool_with_the_schema() {
@@ -192,6 +190,7 @@ mod tests {
                 messages: &messages,
                 tools: &[],
                 output: Output::Answer,
+                answer_schema: &answer_schema(),
             },
         );
         assert_eq!(body["system"], "sys");
@@ -246,6 +245,7 @@ mod tests {
                 messages: &messages,
                 tools: &[],
                 output: Output::Tools { force: None },
+                answer_schema: &answer_schema(),
             },
         );
         assert_eq!(body["messages"][1]["content"][1]["type"], "tool_use");

@@ -91,6 +91,21 @@ pub struct ModelAnswer {
     pub error_class: String,
     /// 0–1.
     pub confidence: f64,
+    /// Edits to ancestor models (only offered with `fixer.fix_scope = "lineage"`).
+    #[serde(default)]
+    pub upstream_edits: Vec<AnswerEdit>,
+}
+
+/// One ancestor model's new content in an answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerEdit {
+    /// One of the ancestor paths the evidence lists.
+    pub path: String,
+    /// The complete new content of that file.
+    pub fixed_sql: String,
+    /// Why it changes.
+    pub explanation: String,
 }
 
 /// Token counts, for spans, budgets and the merge request.
@@ -112,6 +127,40 @@ impl Usage {
 /// The JSON schema the answer must follow (strict: every key required, nothing else;
 /// string lengths bounded because local grammars do not stop an unbounded string).
 pub fn answer_schema() -> Value {
+    answer_schema_for(&[])
+}
+
+/// [`answer_schema`], and — when `ancestor_paths` is not empty (a lineage-scoped fix) —
+/// `upstream_edits`: new contents for those files only (an `enum`, so a constrained
+/// decoder cannot name another file), possibly none.
+pub fn answer_schema_for(ancestor_paths: &[String]) -> Value {
+    let mut schema = model_answer_schema();
+    if ancestor_paths.is_empty() {
+        return schema;
+    }
+    schema["properties"]["upstream_edits"] = json!({
+        "type": "array",
+        "maxItems": ancestor_paths.len(),
+        "description": "Only when the cause is in an ancestor model: the complete new content of each ancestor file that must change. Empty otherwise.",
+        "items": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["path", "fixed_sql", "explanation"],
+            "properties": {
+                "path": {"type": "string", "enum": ancestor_paths},
+                "fixed_sql": {"type": "string", "maxLength": 60000,
+                    "description": "The complete new content of that ancestor's file."},
+                "explanation": {"type": "string", "maxLength": 600}
+            }
+        }
+    });
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.push(json!("upstream_edits"));
+    }
+    schema
+}
+
+fn model_answer_schema() -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,
@@ -243,6 +292,9 @@ pub struct ChatRequest<'a> {
     pub tools: &'a [ToolSpec],
     /// How the answer is constrained.
     pub output: Output,
+    /// The schema of the answer ([`answer_schema_for`]): the response format, the forced
+    /// answer tool's input.
+    pub answer_schema: &'a Value,
 }
 
 /// Why the model stopped.
@@ -429,13 +481,13 @@ impl Provider {
                         provider: self.settings.name.clone(),
                         reason,
                         retry_after: None,
-                    })
+                    });
                 }
                 Err(CallFailure::Unusable { reason }) => {
                     return Err(LlmError::Unusable {
                         provider: self.settings.name.clone(),
                         reason,
-                    })
+                    });
                 }
             }
         }

@@ -10,7 +10,7 @@
 use dbtops_settings::LlmProviderSettings;
 use serde_json::{json, Value};
 
-use super::{answer_schema, ChatRequest, ChatResponse, Finish, Message, Output, ToolCall, Usage};
+use super::{ChatRequest, ChatResponse, Finish, Message, Output, ToolCall, Usage};
 
 /// The request body.
 pub fn body(settings: &LlmProviderSettings, request: &ChatRequest<'_>) -> Value {
@@ -55,7 +55,7 @@ pub fn body(settings: &LlmProviderSettings, request: &ChatRequest<'_>) -> Value 
         Output::Answer => {
             body["response_format"] = json!({
                 "type": "json_schema",
-                "json_schema": {"name": "fix_proposal", "strict": true, "schema": answer_schema()},
+                "json_schema": {"name": "fix_proposal", "strict": true, "schema": request.answer_schema},
             });
         }
         Output::Tools { force } => {
@@ -153,7 +153,7 @@ pub fn parse(payload: &Value) -> Result<ChatResponse, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{ToolResult, ToolSpec};
+    use crate::llm::{answer_schema, ToolResult, ToolSpec};
 
     #[test]
     fn single_shot_asks_for_the_strict_schema_and_offers_no_tools() {
@@ -169,6 +169,7 @@ mod tests {
                 messages: &messages,
                 tools: &[],
                 output: Output::Answer,
+                answer_schema: &answer_schema(),
             },
         );
         assert_eq!(body["messages"][0]["role"], "system");
@@ -212,6 +213,7 @@ mod tests {
                 output: Output::Tools {
                     force: Some("submit_fix"),
                 },
+                answer_schema: &answer_schema(),
             },
         );
         assert_eq!(

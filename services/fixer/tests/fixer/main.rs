@@ -4,7 +4,9 @@
 //! on a real nats-server — three `dbt-ops-fixer` processes sharing one durable consumer.
 
 mod agentic;
+mod evidence;
 mod fake;
+mod lineage;
 mod observability;
 mod providers;
 mod scale;

@@ -233,6 +233,23 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// [`processes_under`] once they have had `grace` to finish dying: a process group killed
+/// with SIGKILL is gone at once only on an idle machine (a big Python process takes a
+/// moment to tear down), so a check right after the kill would race it.
+pub fn processes_under_after(dir: &Path, grace: std::time::Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        let left: Vec<u32> = processes_under(dir)
+            .into_iter()
+            .filter(|pid| is_running(*pid))
+            .collect();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Whether a process is alive (a zombie counts as dead).
 pub fn is_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
