@@ -1,6 +1,8 @@
 //! The `dbt-ops` binary as a user runs it: `up`, `submit --wait`, `detect`, and start-up
 //! with a bad setting. Real nats-server, real dbt, real git.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -126,8 +128,7 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::stop_gracefully(&mut self.child, Duration::from_secs(15));
     }
 }
 

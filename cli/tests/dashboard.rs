@@ -3,6 +3,8 @@
 //! check — and, with `DBTOPS_TEST_CHROMIUM=1`, headless Chromium watching a real incident
 //! (real `dbt-ops up`, real dbt, real git) appear and progress without a reload.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -751,13 +753,12 @@ fn broken_project(root: &Path) -> PathBuf {
     project
 }
 
-/// A child process killed when dropped.
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        support::stop_gracefully(&mut self.0, Duration::from_secs(15));
     }
 }
 

@@ -4,6 +4,8 @@
 //! separate processes, each under its own least-privilege NATS user, exported over
 //! OTLP/gRPC to a collector in the test.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -112,8 +114,7 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::stop_gracefully(&mut self.child, Duration::from_secs(15));
     }
 }
 
