@@ -26,7 +26,6 @@ mod spans;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dbtops_settings::Settings;
 use dbtops_telemetry::TelemetryConfig;
@@ -267,40 +266,12 @@ fn copy_project(from: &Path, to: &Path) -> Result<(), BenchError> {
 
 /// Runs git in `dir`; its stdout, or an error with its stderr.
 fn git(dir: &Path, args: &[&str]) -> Result<String, BenchError> {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=dbt-ops bench",
-            "-c",
-            "user.email=bench@dbt-ops",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|error| BenchError::Setup(format!("cannot run git: {error}")))?;
-    if !output.status.success() {
-        return Err(BenchError::Setup(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    super::scratch::git(dir, ("dbt-ops bench", "bench@dbt-ops"), args).map_err(BenchError::Setup)
 }
 
 /// Runs dbt in `project` with its own profiles.yml; whether it passed, and its output.
 fn run_dbt(dbt: &Path, project: &Path, args: &[&str]) -> Result<(bool, String), BenchError> {
-    let output = Command::new(dbt)
-        .args(args)
-        .args(["--profiles-dir", "."])
-        .current_dir(project)
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .env("DO_NOT_TRACK", "1")
-        .env_remove("DBT_DUCKDB_PATH")
-        .output()
-        .map_err(|error| BenchError::Setup(format!("cannot run {}: {error}", dbt.display())))?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Ok((output.status.success(), text))
+    super::scratch::run_dbt(dbt, project, args).map_err(BenchError::Setup)
 }
 
 /// The bundled example project: `given`, else `examples/coffee_shop` above the working

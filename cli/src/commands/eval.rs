@@ -30,7 +30,6 @@
 //! LLM figures come from when that is not a real model (a local fake in tests).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dbtops_bus::{Bus, NatsServer};
@@ -884,39 +883,11 @@ fn copy_project(from: &Path, to: &Path) -> Result<(), EvalError> {
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, EvalError> {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=dbt-ops eval",
-            "-c",
-            "user.email=eval@dbt-ops",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .output()
-        .map_err(io("cannot run git"))?;
-    if !output.status.success() {
-        return Err(EvalError::Corpus(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    super::scratch::git(repo, ("dbt-ops eval", "eval@dbt-ops"), args).map_err(EvalError::Corpus)
 }
 
 fn run_dbt(dbt: &Path, project: &Path, args: &[&str]) -> Result<(bool, String), EvalError> {
-    let output = Command::new(dbt)
-        .args(args)
-        .args(["--profiles-dir", "."])
-        .current_dir(project)
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .env("DO_NOT_TRACK", "1")
-        .env_remove("DBT_DUCKDB_PATH")
-        .output()
-        .map_err(io(format!("cannot run {}", dbt.display())))?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Ok((output.status.success(), text))
+    super::scratch::run_dbt(dbt, project, args).map_err(EvalError::Corpus)
 }
 
 fn tail(text: &str) -> String {

@@ -50,6 +50,7 @@ pub mod error_spot;
 pub mod expressions;
 pub mod jinja_calls;
 pub mod nearest;
+pub mod patterns;
 pub mod relations;
 pub mod rewrite;
 pub mod rules;

@@ -23,6 +23,7 @@ use regex::Regex;
 
 use crate::error_spot::{locate_echo, parse_echo};
 use crate::expressions::{casts, column_name, operand_kind, Cast, CastForm, OperandKind};
+use crate::patterns::{self, AdapterRow};
 use crate::rewrite::{apply_edits, Edit};
 use crate::sql_types::{adapter_family, error_type, written_type, Family, SqlType};
 use crate::tokens::{tokenize, TokenKind};
@@ -101,27 +102,23 @@ pub struct FailedConversion {
     pub column: Option<String>,
 }
 
+impl AdapterRow for ConversionPattern {
+    fn adapters(&self) -> &'static [&'static str] {
+        self.adapters
+    }
+    fn regex(&self) -> &'static str {
+        self.regex
+    }
+}
+
 fn compiled() -> &'static [(ConversionPattern, Regex)] {
     static COMPILED: OnceLock<Vec<(ConversionPattern, Regex)>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        CONVERSION_PATTERNS
-            .iter()
-            .filter_map(|p| Regex::new(p.regex).ok().map(|re| (*p, re)))
-            .collect()
-    })
+    COMPILED.get_or_init(|| patterns::compile(CONVERSION_PATTERNS))
 }
 
 /// Reads a failed conversion; the adapter's own rows first.
 pub fn parse_failed_conversion(message: &str, adapter: &str) -> Option<FailedConversion> {
-    let adapter = adapter.to_ascii_lowercase();
-    let rows = compiled();
-    let own = rows
-        .iter()
-        .filter(|(p, _)| p.adapters.contains(&adapter.as_str()));
-    let others = rows
-        .iter()
-        .filter(|(p, _)| !p.adapters.contains(&adapter.as_str()));
-    own.chain(others).find_map(|(pattern, re)| {
+    patterns::own_adapter_first(compiled(), adapter).find_map(|(pattern, re)| {
         let caps = re.captures(message)?;
         let dialect = pattern.adapters.first().copied().unwrap_or("");
         let ty = match pattern.fixed_type {

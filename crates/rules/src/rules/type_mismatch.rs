@@ -21,6 +21,7 @@ use crate::error_spot::{locate_echo, parse_echo};
 use crate::expressions::{
     operand_kind, operations, OperandKind, Operation, ARITHMETIC, COMPARISONS,
 };
+use crate::patterns::{self, AdapterRow};
 use crate::rewrite::{apply_edits, Edit};
 use crate::sql_types::{adapter_family, error_type, ErrorType, Family, SqlType};
 use crate::{sqlcheck, RuleFix, RuleInput};
@@ -91,28 +92,24 @@ pub struct Mismatch {
     pub operators: Vec<&'static str>,
 }
 
+impl AdapterRow for MismatchPattern {
+    fn adapters(&self) -> &'static [&'static str] {
+        self.adapters
+    }
+    fn regex(&self) -> &'static str {
+        self.regex
+    }
+}
+
 fn compiled() -> &'static [(MismatchPattern, Regex)] {
     static COMPILED: OnceLock<Vec<(MismatchPattern, Regex)>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        MISMATCH_PATTERNS
-            .iter()
-            .filter_map(|p| Regex::new(p.regex).ok().map(|re| (*p, re)))
-            .collect()
-    })
+    COMPILED.get_or_init(|| patterns::compile(MISMATCH_PATTERNS))
 }
 
 /// Reads a type-mismatch error; `None` when no row's wording matches or a type is
 /// unknown. The adapter's own rows are tried first.
 pub fn parse_mismatch(message: &str, adapter: &str) -> Option<Mismatch> {
-    let adapter = adapter.to_ascii_lowercase();
-    let rows = compiled();
-    let own = rows
-        .iter()
-        .filter(|(p, _)| p.adapters.contains(&adapter.as_str()));
-    let others = rows
-        .iter()
-        .filter(|(p, _)| !p.adapters.contains(&adapter.as_str()));
-    own.chain(others).find_map(|(pattern, re)| {
+    patterns::own_adapter_first(compiled(), adapter).find_map(|(pattern, re)| {
         let caps = re.captures(message)?;
         // Read the types in the dialect of the row that matched: the text is the
         // authority on whose wording it is.

@@ -1,0 +1,33 @@
+//! Error-text tables keyed by adapter, as the rules that read a warehouse's wording use
+//! them: compiled once, and for a given adapter its own rows tried before the others'
+//! (the wording decides, but an adapter's own phrasing is the likelier match).
+
+use regex::Regex;
+
+/// A row of an adapter-keyed table: which adapters word an error this way, and the regex.
+pub trait AdapterRow: Copy {
+    /// The adapters whose wording this row is.
+    fn adapters(&self) -> &'static [&'static str];
+    /// The regex that reads it.
+    fn regex(&self) -> &'static str;
+}
+
+/// The rows with their compiled regexes; a row whose regex does not compile is left out
+/// (the tables' own tests compile every one).
+pub fn compile<R: AdapterRow>(rows: &[R]) -> Vec<(R, Regex)> {
+    rows.iter()
+        .filter_map(|row| Regex::new(row.regex()).ok().map(|re| (*row, re)))
+        .collect()
+}
+
+/// `rows` with `adapter`'s own first, each group in table order.
+pub fn own_adapter_first<'a, R: AdapterRow>(
+    rows: &'a [(R, Regex)],
+    adapter: &str,
+) -> impl Iterator<Item = &'a (R, Regex)> + 'a {
+    let adapter = adapter.to_ascii_lowercase();
+    let (own, others): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|(row, _)| row.adapters().contains(&adapter.as_str()));
+    own.into_iter().chain(others)
+}
