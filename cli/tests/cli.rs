@@ -3,80 +3,15 @@
 
 mod support;
 
+use support::{broken_project, free_port, git};
+
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 const DBT_OPS: &str = env!("CARGO_BIN_EXE_dbt-ops");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn dbt_bin() -> PathBuf {
-    let dbt = repo_root().join(".venv/bin/dbt");
-    assert!(
-        dbt.is_file(),
-        "{} is missing: run scripts/setup.sh (scripts/test.sh does)",
-        dbt.display()
-    );
-    dbt
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The example project in a fresh git repository, with `path` broken by `from` → `to`
-/// (committed), and a real, failing `dbt build` run in it.
-fn broken_project(root: &Path, path: &str, from: &str, to: &str) -> PathBuf {
-    let project = root.join("coffee_shop");
-    let status = Command::new("cp")
-        .args(["-r"])
-        .arg(repo_root().join("examples/coffee_shop"))
-        .arg(&project)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "coffee_shop"]);
-    let file = project.join(path);
-    let content = std::fs::read_to_string(&file).unwrap();
-    assert!(content.contains(from));
-    std::fs::write(&file, content.replacen(from, to, 1)).unwrap();
-    git(root, &["commit", "-q", "-am", "break"]);
-    let build = Command::new(dbt_bin())
-        .args(["build", "--profiles-dir", "."])
-        .current_dir(&project)
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .output()
-        .unwrap();
-    assert!(!build.status.success(), "the broken project must fail");
-    project
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `dbt-ops up` as a child, killed (SIGKILL) if the test ends early.
 struct Up {

@@ -5,9 +5,10 @@
 
 mod support;
 
+use support::{broken_project, free_port};
+
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,18 +19,6 @@ use dbtops_settings::Settings;
 use serde_json::{json, Value};
 
 const DBT_OPS: &str = env!("CARGO_BIN_EXE_dbt-ops");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http_client() -> reqwest::Client {
     // reqwest is built without a TLS provider of its own (Cargo.toml); plain HTTP still
@@ -699,60 +688,6 @@ fn say_not_run(why: &str) {
     );
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The example project in a fresh git repository with `customer_id` misspelt in
-/// stg_orders (committed), and a real, failing `dbt build` run in it.
-fn broken_project(root: &Path) -> PathBuf {
-    std::fs::create_dir_all(root).unwrap();
-    let project = root.join("coffee_shop");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(repo_root().join("examples/coffee_shop"))
-        .arg(&project)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "coffee_shop"]);
-    let file = project.join("models/staging/stg_orders.sql");
-    let content = std::fs::read_to_string(&file).unwrap();
-    assert!(content.contains("    customer_id,\n"));
-    std::fs::write(
-        &file,
-        content.replacen("    customer_id,\n", "    custmer_id,\n", 1),
-    )
-    .unwrap();
-    git(root, &["commit", "-q", "-am", "break"]);
-    let dbt = repo_root().join(".venv/bin/dbt");
-    assert!(
-        dbt.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        dbt.display()
-    );
-    let build = Command::new(dbt)
-        .args(["build", "--profiles-dir", "."])
-        .current_dir(&project)
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .output()
-        .unwrap();
-    assert!(!build.status.success(), "the broken project must fail");
-    project
-}
-
 /// A child process stopped (SIGTERM, then SIGKILL) when dropped.
 struct Killed(Child);
 
@@ -875,7 +810,12 @@ async fn headless_chromium_sees_a_real_incident_appear_and_progress_without_a_re
     }
 
     let scratch = tempfile::tempdir().unwrap();
-    let project = broken_project(&scratch.path().join("repo"));
+    let project = broken_project(
+        &scratch.path().join("repo"),
+        "models/staging/stg_orders.sql",
+        "    customer_id,\n",
+        "    custmer_id,\n",
+    );
     let nats_url = format!("nats://127.0.0.1:{}", free_port());
     let _up = start_up(scratch.path(), &nats_url);
     let dashboard = Dashboard::start(&nats_url, &[]);
