@@ -58,6 +58,21 @@ impl IncidentState {
         )
     }
 
+    /// Whether a record at `self` may be moved to `next` within one generation. Events
+    /// arrive out of order when an ack is lost (a validator redelivered after delivery
+    /// finished would set `delivering` over `mr_opened`), so an ended incident does not go
+    /// back to work, and one with a branch is not abandoned; a new generation starts
+    /// over.
+    pub fn may_move_to(self, next: IncidentState) -> bool {
+        match self {
+            IncidentState::MrOpened | IncidentState::Merged | IncidentState::Closed => {
+                next.is_outcome() && next != IncidentState::Abandoned
+            }
+            IncidentState::Abandoned | IncidentState::Resolved => next.is_outcome(),
+            _ => true,
+        }
+    }
+
     /// The snake_case name, as stored.
     pub fn label(self) -> &'static str {
         match self {
@@ -152,6 +167,9 @@ pub enum GenerationUpdate {
     Updated(Box<IncidentRecord>),
     /// The incident was opened again since: the record is at `current`, left as it was.
     Superseded { current: u32 },
+    /// The record is at `current`, which may not move to the state asked for (see
+    /// [`IncidentState::may_move_to`]): left as it was.
+    Settled { current: IncidentState },
     /// No record of the incident.
     Missing,
 }
@@ -266,28 +284,35 @@ impl IncidentStore {
         )))
     }
 
-    /// Like [`IncidentStore::update`], but only while the record is still at `generation`:
-    /// an event of an earlier generation (redelivered after the detector opened the
-    /// incident again, maybe for another checkout) must not move the newer one.
+    /// Moves the record to `state` (and applies `change`), but only while it is still at
+    /// `generation` — an event of an earlier generation (redelivered after the detector
+    /// opened the incident again, maybe for another checkout) must not move the newer
+    /// one — and only where the record's state may move to `state` (an event redelivered
+    /// after a later stage finished must not move it back).
     pub async fn update_generation(
         &self,
         incident_id: &str,
         generation: u32,
+        state: IncidentState,
         mut change: impl FnMut(&mut IncidentRecord),
     ) -> Result<GenerationUpdate, BusError> {
         let record = self
             .update_when(incident_id, |record| {
-                let current = record.generation == generation;
-                if current {
+                let applies = record.generation == generation && record.state.may_move_to(state);
+                if applies {
+                    record.state = state;
                     change(record);
                 }
-                current
+                applies
             })
             .await?;
         Ok(match record {
             None => GenerationUpdate::Missing,
             Some(record) if record.generation != generation => GenerationUpdate::Superseded {
                 current: record.generation,
+            },
+            Some(record) if record.state != state => GenerationUpdate::Settled {
+                current: record.state,
             },
             Some(record) => GenerationUpdate::Updated(Box::new(record)),
         })

@@ -54,6 +54,19 @@ pub async fn abandon_incident(
     let store = bus.incidents().await?;
     let incident_id = incident.incident_id.as_str();
     let generation = incident.generation;
+    // A late event (its ack lost) of an incident that already has a branch must not
+    // announce an abandonment the record will not take.
+    if let Some(record) = store.get(incident_id).await? {
+        if record.generation == generation && !record.state.may_move_to(IncidentState::Abandoned) {
+            tracing::info!(
+                message = "Late abandonment of an incident past that stage; dropped.",
+                incident_id,
+                reason,
+                current = record.state.label()
+            );
+            return Ok(());
+        }
+    }
     let model = incident.model.clone();
     let abandoned = dbtops_proto::v1::IncidentAbandoned {
         incident_id: incident_id.to_owned(),
@@ -69,22 +82,38 @@ pub async fn abandon_incident(
     )
     .await?;
     let update = store
-        .update_generation(incident_id, generation, |record| {
-            record.state = IncidentState::Abandoned;
-            record.reason = Some(reason.to_owned());
-            record.detail = Some(detail.to_owned());
-            record.attempts = record.attempts.max(attempts);
-        })
-        .await?;
-    if let GenerationUpdate::Superseded { current } = update {
-        tracing::info!(
-            message = "An earlier generation of the incident ended; the current one goes on.",
+        .update_generation(
             incident_id,
             generation,
-            current,
-            reason
-        );
-        return Ok(());
+            IncidentState::Abandoned,
+            |record| {
+                record.reason = Some(reason.to_owned());
+                record.detail = Some(detail.to_owned());
+                record.attempts = record.attempts.max(attempts);
+            },
+        )
+        .await?;
+    match update {
+        GenerationUpdate::Superseded { current } => {
+            tracing::info!(
+                message = "An earlier generation of the incident ended; the current one goes on.",
+                incident_id,
+                generation,
+                current,
+                reason
+            );
+            return Ok(());
+        }
+        GenerationUpdate::Settled { current } => {
+            tracing::info!(
+                message = "Late abandonment of an incident past that stage; left as it is.",
+                incident_id,
+                reason,
+                current = current.label()
+            );
+            return Ok(());
+        }
+        GenerationUpdate::Updated(_) | GenerationUpdate::Missing => {}
     }
     tracing::info!(message = "Incident abandoned.", incident_id, reason, detail);
     Ok(())
@@ -102,11 +131,21 @@ pub async fn advance_incident(
     let update = bus
         .incidents()
         .await?
-        .update_generation(&incident.incident_id, incident.generation, |record| {
-            record.state = state;
-            change(record);
-        })
+        .update_generation(
+            &incident.incident_id,
+            incident.generation,
+            state,
+            |record| change(record),
+        )
         .await?;
+    if let GenerationUpdate::Settled { current } = update {
+        tracing::info!(
+            message = "Late event: the incident is past that stage; left as it is.",
+            incident_id = %incident.incident_id,
+            asked = state.label(),
+            current = current.label()
+        );
+    }
     Ok(matches!(update, GenerationUpdate::Updated(_)))
 }
 
@@ -123,24 +162,39 @@ pub async fn superseded_by(
         .filter(|current| *current > incident.generation))
 }
 
-/// What a handler does with an event of an earlier generation of its incident: `Some`
-/// ends the delivery (ack a stale event; retry when the store cannot be read), `None`
-/// lets the handler go on.
+/// What a handler does with an event of an earlier generation of its incident, or of an
+/// incident this generation has already ended (a redelivery whose ack was lost after the
+/// branch was opened or the incident abandoned): `Some` ends the delivery (ack it; retry
+/// when the store cannot be read), `None` lets the handler go on.
 pub async fn skip_superseded(
     bus: &Bus,
     incident: &dbtops_proto::v1::FailureDetected,
 ) -> Option<Outcome> {
-    match superseded_by(bus, incident).await {
-        Ok(None) => None,
-        Ok(Some(current)) => {
+    let record = match bus.incidents().await {
+        Ok(store) => store.get(&incident.incident_id).await,
+        Err(error) => Err(error),
+    };
+    match record {
+        Ok(Some(record)) if record.generation > incident.generation => {
             tracing::info!(
                 message = "Stale event of an earlier generation of the incident; dropped.",
                 incident_id = %incident.incident_id,
                 generation = incident.generation,
-                current
+                current = record.generation
             );
             Some(Outcome::Done)
         }
+        Ok(Some(record))
+            if record.generation == incident.generation && record.state.is_outcome() =>
+        {
+            tracing::info!(
+                message = "Late event of an incident that has ended; dropped.",
+                incident_id = %incident.incident_id,
+                state = record.state.label()
+            );
+            Some(Outcome::Done)
+        }
+        Ok(_) => None,
         Err(error) => Some(Outcome::retry(
             std::time::Duration::from_secs(2),
             error.to_string(),

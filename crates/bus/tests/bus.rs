@@ -432,6 +432,103 @@ async fn an_event_of_an_earlier_generation_neither_moves_the_incident_nor_ends_i
     );
 }
 
+/// The CI failure of 2026-11-25: the validator's `delivering` (its first write lost in a
+/// node failover, retried) landed after delivery's `mr_opened`, and the incident showed
+/// "still delivering" for ever.
+#[tokio::test]
+async fn a_late_event_does_not_move_an_ended_incident_back() {
+    let (_server, bus, _dir) = start().await;
+    let store = bus.incidents().await.unwrap();
+    assert!(store.create(&record_at("inc2", 0)).await.unwrap());
+    let incident = incident_at("inc2", 0);
+    let state = || async { store.get("inc2").await.unwrap().unwrap() };
+
+    // Work in progress moves back and forth (a compile failure goes back to fixing).
+    for step in [
+        dbtops_bus::IncidentState::Fixing,
+        dbtops_bus::IncidentState::Validating,
+        dbtops_bus::IncidentState::Fixing,
+        dbtops_bus::IncidentState::Validating,
+    ] {
+        assert!(dbtops_bus::advance_incident(&bus, &incident, step, |_| {})
+            .await
+            .unwrap());
+        assert_eq!(state().await.state, step);
+    }
+    assert!(dbtops_bus::skip_superseded(&bus, &incident).await.is_none());
+    assert!(dbtops_bus::advance_incident(
+        &bus,
+        &incident,
+        dbtops_bus::IncidentState::MrOpened,
+        |record| record.branch = Some("dbt-ops/fix/stg_orders/inc2".into()),
+    )
+    .await
+    .unwrap());
+
+    // Late: the validator's `delivering`, a fixer's `fixing`, an abandonment.
+    for late in [
+        dbtops_bus::IncidentState::Delivering,
+        dbtops_bus::IncidentState::Fixing,
+        dbtops_bus::IncidentState::Detected,
+    ] {
+        assert!(
+            !dbtops_bus::advance_incident(&bus, &incident, late, |record| { record.attempts = 99 })
+                .await
+                .unwrap()
+        );
+    }
+    dbtops_bus::abandon_incident(&bus, &incident, "attempts_exhausted", "late", 3)
+        .await
+        .unwrap();
+    let record = state().await;
+    assert_eq!(record.state, dbtops_bus::IncidentState::MrOpened);
+    assert_eq!(record.attempts, 0);
+    assert_eq!(record.reason, None);
+    assert_eq!(
+        record.branch.as_deref(),
+        Some("dbt-ops/fix/stg_orders/inc2")
+    );
+    // No abandonment was announced for it.
+    let abandoned = bus
+        .replay(&bus.subjects().incident_abandoned())
+        .await
+        .unwrap();
+    assert!(abandoned.is_empty(), "{} announced", abandoned.len());
+    // Handlers drop the late events; the human's verdict still lands.
+    assert!(matches!(
+        dbtops_bus::skip_superseded(&bus, &incident).await,
+        Some(dbtops_bus::Outcome::Done)
+    ));
+    assert!(dbtops_bus::advance_incident(
+        &bus,
+        &incident,
+        dbtops_bus::IncidentState::Merged,
+        |_| {}
+    )
+    .await
+    .unwrap());
+    assert_eq!(state().await.state, dbtops_bus::IncidentState::Merged);
+
+    // An abandoned incident is not picked up again in the same generation either.
+    assert!(store.create(&record_at("inc3", 0)).await.unwrap());
+    let other = incident_at("inc3", 0);
+    dbtops_bus::abandon_incident(&bus, &other, "no_fix_found", "none", 1)
+        .await
+        .unwrap();
+    assert!(!dbtops_bus::advance_incident(
+        &bus,
+        &other,
+        dbtops_bus::IncidentState::Validating,
+        |_| {}
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        store.get("inc3").await.unwrap().unwrap().state,
+        dbtops_bus::IncidentState::Abandoned
+    );
+}
+
 #[tokio::test]
 async fn waiting_for_a_submission_survives_a_server_restart() {
     let (mut server, bus, _dir) = start().await;
