@@ -77,6 +77,9 @@ enum Command {
         /// Seconds to wait for each case's outcomes.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Only these cases, by name (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Incidents and their state; with an incident id, its timeline of events.
     Status {
@@ -280,10 +283,18 @@ async fn main() -> anyhow::Result<()> {
             corpus,
             json,
             timeout,
+            only,
         } => {
-            let report =
-                dbt_ops::commands::eval::eval(&corpus, settings, Duration::from_secs(timeout))
-                    .await?;
+            let report = dbt_ops::commands::eval::eval_with(
+                &corpus,
+                settings,
+                dbt_ops::commands::eval::EvalOptions {
+                    timeout: Duration::from_secs(timeout),
+                    llm_note: None,
+                    only,
+                },
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -3,7 +3,9 @@
 //! a local fake OpenAI-compatible server as the only provider.
 //!
 //! The fake is an *oracle*: it answers each prompt with the corpus's accepted fix for the
-//! model SQL it finds in the prompt, and reports as usage the prompt's size in
+//! model SQL it finds in the prompt (and, when the prompt carries ancestor models under
+//! `fixer.fix_scope = "lineage"`, with the accepted fix of each ancestor the corpus
+//! breaks, as `upstream_edits`), and reports as usage the prompt's size in
 //! characters / 4 (the fixer's own estimate) and the answer's likewise. Its token figures
 //! are therefore the sizes of our prompts, not a model's behaviour, and the report says
 //! so. `DBTOPS_EVAL_FAKE_LLM_CORPUS=eval/corpus cargo test -p dbt-ops --test eval
@@ -147,9 +149,39 @@ fn accepted_fixes(cases: &[Case]) -> Vec<(String, String, String)> {
             });
             file.1 = file.1.replacen(&edit.from, &edit.to, 1);
         }
+        // An accepted fix may change a file the breakage did not touch (a model reading a
+        // renamed seed column): its broken content is its clean content.
+        for path in case.fixed.keys() {
+            if !files.contains_key(path) {
+                let text = std::fs::read_to_string(project.join(path)).expect("fixed file");
+                files.insert(path.clone(), (text.clone(), text));
+            }
+        }
         for (path, (original, broken)) in files {
             let accepted = case.fixed.get(&path).cloned().unwrap_or(original);
             out.push((path, broken, accepted));
+        }
+    }
+    out
+}
+
+/// Every `<<<BEGIN ancestor name (path, materialized, generation n)>>>` block of a
+/// lineage-scoped prompt: (path, SQL).
+fn ancestors(prompt: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (start, _) in prompt.match_indices("<<<BEGIN ancestor ") {
+        let block = &prompt[start + "<<<BEGIN ".len()..];
+        let Some(name_end) = block.find(">>>\n") else {
+            continue;
+        };
+        let name = &block[..name_end];
+        let path = name
+            .split_once('(')
+            .and_then(|(_, inside)| inside.split(',').next())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(sql) = delimited(&prompt[start..], name) {
+            out.push((path, sql.to_owned()));
         }
     }
     out
@@ -184,19 +216,41 @@ fn oracle_answer(request: &Value, fixes: &[(String, String, String)]) -> Value {
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_default()
         .to_owned();
-    let fixed_sql = fixes
-        .iter()
-        .find(|(path, broken, _)| *path == model_path && broken.trim() == model_sql.trim())
-        .map(|(_, _, accepted)| accepted.clone())
-        .unwrap_or_else(|| format!("{model_sql}\n"));
-    let content = json!({
+    let accepted_for = |path: &str, sql: &str| {
+        fixes
+            .iter()
+            .find(|(fixed, broken, accepted)| {
+                fixed == path && broken.trim() == sql.trim() && accepted.trim() != sql.trim()
+            })
+            .map(|(_, _, accepted)| accepted.clone())
+    };
+    let fixed_sql =
+        accepted_for(&model_path, model_sql).unwrap_or_else(|| format!("{model_sql}\n"));
+    // With fixer.fix_scope = "lineage" the prompt carries the ancestors: the accepted
+    // content of each one the corpus fixes goes into upstream_edits.
+    let upstream_edits: Vec<Value> = ancestors(&prompt)
+        .into_iter()
+        .filter_map(|(path, sql)| {
+            accepted_for(&path, &sql).map(|accepted| {
+                json!({
+                    "path": path,
+                    "fixed_sql": accepted,
+                    "explanation": "The accepted fix of an ancestor (a fake model).",
+                })
+            })
+        })
+        .collect();
+    let mut answer = json!({
         "model_path": model_path,
         "fixed_sql": fixed_sql,
         "explanation": "The accepted fix of the evaluation corpus (a fake model).",
         "error_class": "other",
         "confidence": 0.5,
-    })
-    .to_string();
+    });
+    if !upstream_edits.is_empty() {
+        answer["upstream_edits"] = Value::Array(upstream_edits);
+    }
+    let content = answer.to_string();
     // The sizes of what we sent and what a model would send back, at the fixer's own
     // estimate of 4 characters per token: the prompt's messages plus its schema or tools.
     let schema = [&request["response_format"], &request["tools"]]
@@ -305,6 +359,7 @@ async fn with_rules_off_a_fake_provider_fixes_and_the_prompt_sizes_are_reported(
         settings,
         EvalOptions {
             timeout: Duration::from_secs(300),
+            only: Vec::new(),
             llm_note: Some(
                 "FAKE model — a local OpenAI-compatible oracle that answers with the corpus's \
                  accepted fix and counts tokens as characters / 4; the token figures are the \
@@ -347,4 +402,80 @@ async fn with_rules_off_a_fake_provider_fixes_and_the_prompt_sizes_are_reported(
             .contains("FAKE"));
         assert_eq!(json["llm_tokens_per_fixed_incident"]["total"]["count"], 2);
     }
+}
+
+/// A fix made upstream (lineage scope: the branch edits the ancestor `stg_customers`, not
+/// the failing `customers`) and a fix that only builds with the breakage's renamed seed
+/// column are both scored by rows: the accepted content here carries an extra comment, so
+/// neither branch is byte-equal to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_scores_an_upstream_fix_and_a_fix_for_a_renamed_seed_by_rows() {
+    let names = ["bad_cast", "bikes_renamed_source_column"];
+    // The oracle answers with the corpus's own accepted content…
+    let oracle_corpus = tempfile::tempdir().expect("temp dir");
+    for name in names {
+        take_case(oracle_corpus.path(), name, |_| {});
+    }
+    let oracle = OracleLlm::start(accepted_fixes(
+        &load_corpus(oracle_corpus.path()).expect("corpus loads"),
+    ));
+    // …and the evaluated cases accept that content with a comment on top.
+    let corpus = tempfile::tempdir().expect("temp dir");
+    take_case(corpus.path(), "bad_cast", |case| {
+        let path = "models/staging/stg_customers.sql";
+        let clean = std::fs::read_to_string(Path::new(&case.project).join(path)).expect("model");
+        case.fixed
+            .insert(path.to_owned(), format!("-- the accepted fix\n{clean}"));
+    });
+    take_case(corpus.path(), "bikes_renamed_source_column", |case| {
+        for accepted in case.fixed.values_mut() {
+            accepted.insert_str(0, "-- the accepted fix\n");
+        }
+    });
+    let mut settings = Settings::default();
+    settings.fixer.rules_enabled = false;
+    settings.fixer.providers = vec![oracle.provider()];
+    let report = eval_with(
+        corpus.path(),
+        settings,
+        EvalOptions {
+            timeout: Duration::from_secs(300),
+            ..EvalOptions::default()
+        },
+    )
+    .await
+    .expect("eval runs");
+    let table = report.table();
+    println!("{table}");
+
+    assert_eq!((report.validated, report.fixable), (2, 2), "{table}");
+    assert_eq!(report.correct_fix, 2, "{table}");
+    assert_eq!(report.correct_upstream_fix, 1, "{table}");
+    let upstream = &report.cases[0];
+    assert_eq!(upstream.name, "bad_cast");
+    assert!(upstream.upstream_fix && upstream.correct_fix, "{table}");
+    assert_eq!(upstream.fix_scope, dbtops_settings::FixScope::Lineage);
+    // The failing model's own file is unchanged: the branch holds the ancestor's edit only.
+    assert_eq!(upstream.fixed_files, ["models/staging/stg_customers.sql"]);
+    assert!(upstream.fix_notes.is_empty(), "{:?}", upstream.fix_notes);
+    let seed = &report.cases[1];
+    assert!(seed.correct_fix && !seed.upstream_fix, "{table}");
+    assert_eq!(seed.fix_scope, dbtops_settings::FixScope::Model);
+    assert_eq!(seed.fixed_files, ["models/staging/stg_members.sql"]);
+    assert!(seed.error.is_none(), "{:?}", seed.error);
+    assert!(
+        table.contains("upstream fixes       1 of 2 correct fix(es) edited an ancestor model"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "fix scope            model; 1 case(s) ask for their own: bad_cast (lineage)"
+        ),
+        "{table}"
+    );
+    let json = serde_json::to_value(&report).expect("report serializes");
+    assert_eq!(json["correct_upstream_fix"], 1);
+    assert_eq!(json["cases"][0]["fix_scope"], "lineage");
+    assert_eq!(json["cases"][0]["upstream_fix"], true);
+    assert_eq!(json["lineage_cases"][0], "bad_cast");
 }

@@ -1,6 +1,7 @@
 //! End to end: a broken model in a real git repository, a real dbt run, a real
 //! nats-server, the four services — and what comes out the other end.
 
+mod bad_input;
 mod cluster;
 mod fake_llm;
 mod faults;

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod cluster;
+pub mod http;
 pub mod processes;
 
 pub use cluster::NatsCluster;
@@ -26,6 +27,15 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// A loopback address with a port free at the time of the call, for a server the test
+/// configures (the port is released before the server binds it; a rare race, as with
+/// any fixed port).
+pub fn free_loopback_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let address = listener.local_addr().expect("the port's address");
+    address.to_string()
 }
 
 /// The virtualenv's dbt. Panics with the fix when it is missing: never a silent skip.

@@ -18,9 +18,16 @@
 //!
 //! `project` is relative to the repository holding the corpus (found by walking up from
 //! the corpus directory). Each edit's `from` must match exactly once. `fixed` is optional:
-//! the accepted content defaults to the unbroken file. A fix is *correct* when its content
-//! equals the accepted content, or when the model built from it gives the same rows as the
-//! unbroken model on the example data.
+//! the accepted content defaults to the unbroken file, and may name other files than the
+//! breakage's (an ancestor model, a model reading a renamed seed column). A fix is
+//! *correct* when every file its branch changed equals the accepted content, or when the
+//! project with the breakage and the branch's files gives the accepted project's rows for
+//! the failing model and every model the fix edited ([`scoring`] says exactly how).
+//!
+//! `fix_scope` (optional, `"model"` or `"lineage"`) is the `fixer.fix_scope` the system
+//! runs the case with, whatever the settings say: a case whose cause sits in an ancestor
+//! asks for `"lineage"`. Cases without it run with the settings' scope. Each scope gets
+//! its own run of the services, on the same bus.
 //!
 //! Beyond the scores, the report says who fixed what and at what cost, read from the
 //! stream: which fixable cases the rules solved alone (no LLM call), how long the fixer's
@@ -34,11 +41,13 @@ use std::time::{Duration, Instant};
 
 use dbtops_bus::{Bus, NatsServer};
 use dbtops_proto::v1;
-use dbtops_settings::Settings;
+use dbtops_settings::{FixScope, Settings};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::commands::submit::{submit, wait_for_outcomes};
+
+pub mod scoring;
 
 /// Why an evaluation could not run (a case that scores badly is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +111,14 @@ pub struct Case {
     pub expected: Vec<ExpectedFailure>,
     /// Whether a SQL edit of one model can fix it; if not, it should go to a human.
     pub fixable: bool,
-    /// Accepted fixed content per file (default: the unbroken file).
+    /// Accepted fixed content per file (default: the unbroken file). May name files the
+    /// breakage did not edit: an ancestor model, a model reading a renamed seed column.
     #[serde(default)]
     pub fixed: std::collections::BTreeMap<String, String>,
+    /// The `fixer.fix_scope` this case runs with (default: the settings'): `lineage` when
+    /// the fix belongs in an ancestor model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_scope: Option<FixScope>,
 }
 
 /// How one case went.
@@ -145,6 +159,15 @@ pub struct CaseResult {
     /// LLM tokens of each incident whose validated proposal came from an LLM (the
     /// incident's total over its attempts).
     pub llm_fixed_incidents: Vec<IncidentTokens>,
+    /// The `fixer.fix_scope` the case ran with.
+    pub fix_scope: FixScope,
+    /// A validated branch changed a file other than its incident's model file (an
+    /// ancestor model).
+    pub upstream_fix: bool,
+    /// The files the fix branches changed, relative to the project.
+    pub fixed_files: Vec<String>,
+    /// Why a validated fix was not scored correct, one line per branch that was not.
+    pub fix_notes: Vec<String>,
 }
 
 /// The LLM tokens one incident used, over all its attempts.
@@ -209,7 +232,7 @@ pub struct LlmTokenFigures {
 }
 
 /// How to run an evaluation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EvalOptions {
     /// How long to wait for each case's outcomes.
     pub timeout: Duration,
@@ -217,6 +240,9 @@ pub struct EvalOptions {
     /// (e.g. a local fake server answering with the accepted fix: its token counts are
     /// the sizes of our prompts, not a model's behaviour).
     pub llm_note: Option<String>,
+    /// Only the cases with these names (empty: every case); a name the corpus does not
+    /// hold is an error, so a typo does not pass as an empty run.
+    pub only: Vec<String>,
 }
 
 /// The scores over a corpus.
@@ -236,6 +262,9 @@ pub struct EvalReport {
     pub validated: usize,
     /// Fixable cases whose branch is correct.
     pub correct_fix: usize,
+    /// Fixable cases whose correct fix edited an ancestor model (a file other than the
+    /// failing model's): counted in `correct_fix` too.
+    pub correct_upstream_fix: usize,
     /// Unfixable cases.
     pub unfixable: usize,
     /// Unfixable cases routed to a human.
@@ -259,6 +288,10 @@ pub struct EvalReport {
     pub llm_strategies: Vec<String>,
     /// `fixer.rules_enabled` of the run.
     pub rules_enabled: bool,
+    /// `fixer.fix_scope` of the settings: the scope of every case without its own.
+    pub fix_scope: FixScope,
+    /// The cases that ran with `fixer.fix_scope = "lineage"`.
+    pub lineage_cases: Vec<String>,
     /// The configured providers (`name/model`), in order; empty: rules only.
     pub providers: Vec<String>,
     /// Where the LLM figures come from when that is not a real model.
@@ -303,6 +336,13 @@ impl EvalReport {
             llm_tokens_per_fixed_incident,
             llm_strategies,
             rules_enabled: settings.fixer.rules_enabled,
+            fix_scope: settings.fixer.fix_scope,
+            lineage_cases: cases
+                .iter()
+                .filter(|c| c.fix_scope == FixScope::Lineage)
+                .map(|c| c.name.clone())
+                .collect(),
+            correct_upstream_fix: count(&|c| c.fixable && c.correct_fix && c.upstream_fix),
             providers: settings
                 .fixer
                 .providers
@@ -328,8 +368,18 @@ impl EvalReport {
     pub fn table(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let mut out = format!(
-            "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:<5} {:>4} {:>7}  outcomes\n",
-            "case", "fixable", "found", "class", "branch", "correct", "human", "by", "att", "secs"
+            "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<4} {:<6} {:<5} {:>4} {:>7}  outcomes\n",
+            "case",
+            "fixable",
+            "found",
+            "class",
+            "branch",
+            "correct",
+            "up",
+            "human",
+            "by",
+            "att",
+            "secs"
         );
         for c in &self.cases {
             let by = if c.solved_by_rules {
@@ -340,13 +390,15 @@ impl EvalReport {
                 "-"
             };
             out.push_str(&format!(
-                "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<6} {:<5} {:>4} {:>7.1}  {}{}\n",
+                "{:<28} {:<8} {:<6} {:<6} {:<6} {:<8} {:<4} {:<6} {:<5} {:>4} {:>7.1}  {}{}\n",
                 c.name,
                 yes(c.fixable),
                 yes(c.detected),
                 yes(c.class_correct),
                 yes(c.validated),
                 yes(c.correct_fix),
+                // A branch that edited an ancestor, correct or not.
+                if c.upstream_fix { "yes" } else { "-" },
                 yes(c.routed_to_human),
                 by,
                 c.attempts,
@@ -374,6 +426,34 @@ impl EvalReport {
             pct(self.routed_to_human, self.unfixable),
             self.mean_attempts,
             self.mean_seconds,
+        ));
+        out.push_str(&format!(
+            "upstream fixes       {} of {} correct fix(es) edited an ancestor model\n",
+            self.correct_upstream_fix, self.correct_fix
+        ));
+        let scope = |scope: FixScope| match scope {
+            FixScope::Model => "model",
+            FixScope::Lineage => "lineage",
+        };
+        // The cases that asked for another scope than the settings'.
+        let own_scope: Vec<String> = self
+            .cases
+            .iter()
+            .filter(|c| c.fix_scope != self.fix_scope)
+            .map(|c| format!("{} ({})", c.name, scope(c.fix_scope)))
+            .collect();
+        out.push_str(&format!(
+            "fix scope            {}{}\n",
+            scope(self.fix_scope),
+            if own_scope.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} case(s) ask for their own: {}",
+                    own_scope.len(),
+                    own_scope.join(", ")
+                )
+            }
         ));
         out.push_str(&format!(
             "solved by rules alone {}{}\nsolved with an LLM    {}\n",
@@ -466,7 +546,7 @@ pub async fn eval(
         settings,
         EvalOptions {
             timeout,
-            llm_note: None,
+            ..EvalOptions::default()
         },
     )
     .await
@@ -479,7 +559,7 @@ pub async fn eval_with(
     options: EvalOptions,
 ) -> Result<EvalReport, EvalError> {
     let timeout = options.timeout;
-    let cases = load_corpus(corpus)?;
+    let cases = select_cases(load_corpus(corpus)?, &options.only)?;
     let scratch = tempfile::tempdir().map_err(io("cannot create a temp dir"))?;
     let server = NatsServer::start(&scratch.path().join("nats"))
         .map_err(|error| EvalError::System(error.to_string()))?;
@@ -492,51 +572,97 @@ pub async fn eval_with(
     let bus = Bus::connect(&settings.nats)
         .await
         .map_err(|error| EvalError::System(error.to_string()))?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let services = tokio::spawn(crate::system::run_all(
-        bus.clone(),
-        settings.clone(),
-        async {
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    // One run of the services per scope the cases need (every service reads
+    // `fixer.fix_scope`), in the order the scopes first appear; the report keeps the
+    // corpus order.
+    for (scope, indices) in scope_groups(&cases, settings.fixer.fix_scope) {
+        let mut scoped = settings.clone();
+        scoped.fixer.fix_scope = scope;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let services = tokio::spawn(crate::system::run_all(bus.clone(), scoped, async {
             let _ = stopped.await;
-        },
-    ));
-    let mut results = Vec::new();
-    for (index, case) in cases.iter().enumerate() {
-        eprintln!("[{}/{}] {} …", index + 1, cases.len(), case.name);
-        let result = match run_case(&bus, &dbt, corpus, case, timeout).await {
-            Ok(result) => result,
-            Err(error) => CaseResult {
-                name: case.name.clone(),
-                fixable: case.fixable,
-                error: Some(error.to_string()),
-                ..CaseResult::default()
-            },
-        };
-        eprintln!(
-            "[{}/{}] {}: found={} class={} branch={} correct={} human={} ({:.1} s){}",
-            index + 1,
-            cases.len(),
-            case.name,
-            result.detected,
-            result.class_correct,
-            result.validated,
-            result.correct_fix,
-            result.routed_to_human,
-            result.seconds,
-            result
-                .error
-                .as_ref()
-                .map(|e| format!(" error: {e}"))
-                .unwrap_or_default()
-        );
-        results.push(result);
-    }
-    let _ = stop.send(());
-    if let Ok(Err(error)) = services.await {
-        eprintln!("note: services stopped with: {error}");
+        }));
+        for index in indices {
+            let case = &cases[index];
+            eprintln!("[{}/{}] {} …", index + 1, cases.len(), case.name);
+            let mut result = match run_case(&bus, &dbt, corpus, case, timeout).await {
+                Ok(result) => result,
+                Err(error) => CaseResult {
+                    name: case.name.clone(),
+                    fixable: case.fixable,
+                    error: Some(error.to_string()),
+                    ..CaseResult::default()
+                },
+            };
+            result.fix_scope = scope;
+            eprintln!(
+                "[{}/{}] {}: found={} class={} branch={} correct={} upstream={} human={} ({:.1} s){}",
+                index + 1,
+                cases.len(),
+                case.name,
+                result.detected,
+                result.class_correct,
+                result.validated,
+                result.correct_fix,
+                result.upstream_fix,
+                result.routed_to_human,
+                result.seconds,
+                result
+                    .error
+                    .as_ref()
+                    .map(|e| format!(" error: {e}"))
+                    .unwrap_or_default()
+            );
+            results[index] = Some(result);
+        }
+        let _ = stop.send(());
+        if let Ok(Err(error)) = services.await {
+            eprintln!("note: services stopped with: {error}");
+        }
     }
     drop(server);
-    Ok(EvalReport::from_cases(results, &settings, options.llm_note))
+    Ok(EvalReport::from_cases(
+        results.into_iter().flatten().collect(),
+        &settings,
+        options.llm_note,
+    ))
+}
+
+/// The cases named in `only` (all when it is empty), in corpus order.
+fn select_cases(cases: Vec<Case>, only: &[String]) -> Result<Vec<Case>, EvalError> {
+    if only.is_empty() {
+        return Ok(cases);
+    }
+    let unknown: Vec<&str> = only
+        .iter()
+        .filter(|name| !cases.iter().any(|case| &case.name == *name))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(EvalError::Corpus(format!(
+            "no case named {} in the corpus",
+            unknown.join(", ")
+        )));
+    }
+    Ok(cases
+        .into_iter()
+        .filter(|case| only.contains(&case.name))
+        .collect())
+}
+
+/// The cases' indices grouped by the scope each runs with (its own, or `default`), in
+/// the order the scopes first appear.
+fn scope_groups(cases: &[Case], default: FixScope) -> Vec<(FixScope, Vec<usize>)> {
+    let mut groups: Vec<(FixScope, Vec<usize>)> = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        let scope = case.fix_scope.unwrap_or(default);
+        match groups.iter_mut().find(|(group, _)| *group == scope) {
+            Some((_, indices)) => indices.push(index),
+            None => groups.push((scope, vec![index])),
+        }
+    }
+    groups
 }
 
 async fn run_case(
@@ -578,6 +704,8 @@ async fn run_case(
             .map_err(io(format!("cannot write {}", edit.path)))?;
     }
     git(&repo, &["commit", "-q", "-am", "breakage"])?;
+    // Fix branches start from this commit: what a branch changed is its diff from here.
+    let breakage = git(&repo, &["rev-parse", "HEAD"])?.trim().to_owned();
     let (ok, output) = run_dbt(dbt, &repo, &["build"])?;
     if ok {
         return Err(EvalError::Corpus(format!(
@@ -627,27 +755,46 @@ async fn run_case(
             o.outcome == "abandoned" && o.reason.as_deref().unwrap_or("").contains("needs_human")
         });
     let mut correct_fix = validated;
+    let mut upstream_fix = false;
+    let mut fixed_files = std::collections::BTreeSet::new();
+    let mut fix_notes = Vec::new();
+    let mut case_error = None;
     if validated {
+        let project_yml = std::fs::read_to_string(repo.join("dbt_project.yml"))
+            .map_err(io(format!("{}: cannot read dbt_project.yml", case.name)))?;
+        let model_paths = dbtops_artifacts::project_settings(&project_yml).model_paths;
+        let accepted = scoring::accepted_files(&case.fixed, &originals, &model_paths);
         for (outcome, record) in &records {
             let Some(branch) = &outcome.branch else {
                 correct_fix = false;
+                fix_notes.push(format!("{}: no branch", record.model));
                 continue;
             };
-            let path = relative_model_path(&record.model_path, &originals);
-            let fixed = git(&repo, &["show", &format!("{branch}:{path}")])?;
-            let accepted = case
-                .fixed
-                .get(&path)
-                .or_else(|| originals.get(&path))
-                .cloned();
-            let correct = match accepted {
-                Some(accepted) if accepted == fixed => true,
-                Some(accepted) => {
-                    same_output(dbt, &source, &path, &accepted, &fixed, &record.model)?
-                }
-                None => false,
-            };
-            correct_fix &= correct;
+            let changes = scoring::branch_changes(&repo, &breakage, branch)?;
+            upstream_fix |= scoring::edits_upstream(&record.model_path, &changes);
+            fixed_files.extend(changes.keys().cloned());
+            let verdict = scoring::score_fix(
+                &scoring::DbtRows { dbt },
+                &repo,
+                &model_paths,
+                &accepted,
+                &changes,
+                &scoring::failing_model(&record.model, &record.model_path, &model_paths),
+            )?;
+            if let Some(why) = &verdict.accepted_failed {
+                case_error = Some(format!(
+                    "the accepted fix does not build (compared {}): {why}",
+                    verdict.compared_models.join(", ")
+                ));
+            }
+            if !verdict.correct {
+                fix_notes.push(format!(
+                    "{}: {}",
+                    record.model,
+                    verdict.reason.as_deref().unwrap_or("not correct")
+                ));
+            }
+            correct_fix &= verdict.correct;
         }
     }
     let spend = who_fixed(bus, &submitted.submission_id, &outcomes).await?;
@@ -673,7 +820,7 @@ async fn run_case(
         attempts: records.iter().map(|(_, r)| r.attempts).sum(),
         seconds,
         outcomes: outcome_lines,
-        error: None,
+        error: case_error,
         solved_by_rules: correct_fix
             && !spend.strategies.is_empty()
             && spend.strategies.iter().all(|s| s.starts_with("rule:")),
@@ -681,6 +828,11 @@ async fn run_case(
         strategies: spend.strategies,
         rule_stage_us: spend.rule_stage_us,
         llm_fixed_incidents: spend.llm_fixed_incidents,
+        // Set by the caller, which knows the scope the services ran with.
+        fix_scope: FixScope::default(),
+        upstream_fix,
+        fixed_files: fixed_files.into_iter().collect(),
+        fix_notes,
     })
 }
 
@@ -778,95 +930,13 @@ async fn who_fixed(
     })
 }
 
-/// The record's model path relative to the project (records may carry it with a prefix).
-fn relative_model_path(
-    model_path: &str,
-    originals: &std::collections::BTreeMap<String, String>,
-) -> String {
-    originals
-        .keys()
-        .find(|path| model_path.ends_with(path.as_str()))
-        .cloned()
-        .unwrap_or_else(|| model_path.to_owned())
-}
-
-/// Builds the clean project twice, once with the accepted content at `path` and once with
-/// the fix there, and compares `model`'s rows on the example data.
-fn same_output(
-    dbt: &Path,
-    source: &Path,
-    path: &str,
-    accepted: &str,
-    fixed: &str,
-    model: &str,
-) -> Result<bool, EvalError> {
-    let dir = tempfile::tempdir().map_err(io("cannot create a temp dir"))?;
-    let clean = dir.path().join("clean");
-    let candidate = dir.path().join("candidate");
-    copy_project(source, &clean)?;
-    copy_project(source, &candidate)?;
-    // Everything but the model's file is clean: the comparison is of this one model.
-    std::fs::write(clean.join(path), accepted).map_err(io("cannot write the accepted fix"))?;
-    std::fs::write(candidate.join(path), fixed).map_err(io("cannot write the fix"))?;
-    let rows = |project: &Path| -> Result<Option<Vec<String>>, EvalError> {
-        let selector = format!("+{model}");
-        // Tests are left out: a relationships test on the model needs models outside `+model`.
-        let (ok, _) = run_dbt(
-            dbt,
-            project,
-            &[
-                "build",
-                "--select",
-                &selector,
-                "--indirect-selection",
-                "empty",
-            ],
-        )?;
-        if !ok {
-            return Ok(None);
-        }
-        let (ok, output) = run_dbt(
-            dbt,
-            project,
-            &[
-                "show",
-                "--select",
-                model,
-                "--indirect-selection",
-                "empty",
-                "--limit",
-                "100000",
-                "--output",
-                "json",
-                "--quiet",
-            ],
-        )?;
-        if !ok {
-            return Ok(None);
-        }
-        let start = output.find('{').unwrap_or(0);
-        let value: serde_json::Value = match serde_json::from_str(output[start..].trim()) {
-            Ok(value) => value,
-            Err(_) => return Ok(None),
-        };
-        let mut rows: Vec<String> = value["show"]
-            .as_array()
-            .map(|rows| rows.iter().map(|row| row.to_string()).collect())
-            .unwrap_or_default();
-        rows.sort();
-        Ok(Some(rows))
-    };
-    let expected = rows(&clean)?;
-    let actual = rows(&candidate)?;
-    Ok(expected.is_some() && expected == actual)
-}
-
 fn copy_project(from: &Path, to: &Path) -> Result<(), EvalError> {
     std::fs::create_dir_all(to).map_err(io(format!("cannot create {}", to.display())))?;
     for entry in std::fs::read_dir(from).map_err(io(format!("cannot read {}", from.display())))? {
         let entry = entry.map_err(io("cannot list"))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if ["target", "logs", "dbt_packages", ".user.yml"].contains(&name.as_str())
+        // `.git`: the candidate and accepted projects are copied from the case's repository.
+        if ["target", "logs", "dbt_packages", ".user.yml", ".git"].contains(&name.as_str())
             || name.contains(".duckdb")
         {
             continue;
@@ -907,5 +977,121 @@ mod tests {
         assert_eq!((one.p50, one.p90), (7.5, 7.5));
         assert_eq!(Percentiles::of(Vec::new()), None);
         assert_eq!(Percentiles::of([f64::NAN]), None);
+    }
+
+    fn case(name: &str, fix_scope: Option<FixScope>) -> Case {
+        Case {
+            name: name.to_owned(),
+            description: String::new(),
+            project: "examples/coffee_shop".to_owned(),
+            edits: Vec::new(),
+            expected: Vec::new(),
+            fixable: true,
+            fixed: Default::default(),
+            fix_scope,
+        }
+    }
+
+    #[test]
+    fn only_picks_cases_by_name_and_refuses_unknown_names() {
+        let cases = vec![case("a", None), case("b", None), case("c", None)];
+        let picked = select_cases(cases.clone(), &["c".into(), "a".into()]).expect("known");
+        let names: Vec<&str> = picked.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"], "corpus order");
+        assert_eq!(select_cases(cases.clone(), &[]).expect("all").len(), 3);
+        let error = select_cases(cases, &["a".into(), "zz".into()]).expect_err("unknown");
+        assert!(error.to_string().contains("zz"), "{error}");
+    }
+
+    #[test]
+    fn cases_run_in_one_group_per_scope_their_own_or_the_settings() {
+        let cases = vec![
+            case("a", None),
+            case("b", Some(FixScope::Lineage)),
+            case("c", None),
+            case("d", Some(FixScope::Model)),
+        ];
+        assert_eq!(
+            scope_groups(&cases, FixScope::Model),
+            [
+                (FixScope::Model, vec![0, 2, 3]),
+                (FixScope::Lineage, vec![1])
+            ]
+        );
+        assert_eq!(
+            scope_groups(&cases, FixScope::Lineage),
+            [
+                (FixScope::Lineage, vec![0, 1, 2]),
+                (FixScope::Model, vec![3])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_case_s_scope_is_optional_in_case_json() {
+        let parsed: Case = serde_json::from_str(
+            r#"{"name": "x", "project": "p", "edits": [], "expected": [], "fixable": true,
+                "fix_scope": "lineage"}"#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.fix_scope, Some(FixScope::Lineage));
+        let without: Case = serde_json::from_str(
+            r#"{"name": "x", "project": "p", "edits": [], "expected": [], "fixable": true}"#,
+        )
+        .expect("parses");
+        assert_eq!(without.fix_scope, None);
+        // Written back without the field, as before.
+        let text = serde_json::to_string(&without).expect("serializes");
+        assert!(!text.contains("fix_scope"), "{text}");
+    }
+
+    #[test]
+    fn the_table_counts_upstream_fixes_and_names_cases_with_their_own_scope() {
+        let mut upstream = CaseResult {
+            name: "bad_cast".into(),
+            fixable: true,
+            validated: true,
+            correct_fix: true,
+            upstream_fix: true,
+            fix_scope: FixScope::Lineage,
+            ..CaseResult::default()
+        };
+        upstream.fixed_files = vec!["models/staging/stg_customers.sql".into()];
+        let plain = CaseResult {
+            name: "plain".into(),
+            fixable: true,
+            validated: true,
+            correct_fix: true,
+            ..CaseResult::default()
+        };
+        let report = EvalReport::from_cases(vec![upstream, plain], &Settings::default(), None);
+        assert_eq!((report.correct_fix, report.correct_upstream_fix), (2, 1));
+        assert_eq!(report.lineage_cases, ["bad_cast"]);
+        let table = report.table();
+        assert!(
+            table.contains("upstream fixes       1 of 2 correct fix(es) edited an ancestor model"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "fix scope            model; 1 case(s) ask for their own: bad_cast (lineage)"
+            ),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).expect("serializes");
+        // Earlier fields keep their names; the new ones are added.
+        for field in [
+            "correct_fix",
+            "validated",
+            "solved_by_rules",
+            "correct_upstream_fix",
+        ] {
+            assert!(json.get(field).is_some(), "{field}");
+        }
+        assert_eq!(
+            json["cases"][0]["fixed_files"][0],
+            "models/staging/stg_customers.sql"
+        );
+        assert_eq!(json["fix_scope"], "model");
     }
 }

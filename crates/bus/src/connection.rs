@@ -407,7 +407,8 @@ impl Bus {
         Ok(())
     }
 
-    /// Reads an artifact back from the object store, refusing one over `limit` bytes.
+    /// Reads an artifact back from the object store, refusing one over `limit` bytes
+    /// ([`BusError::ArtifactTooLarge`], which retrying cannot help).
     pub async fn get_artifact(&self, name: &str, limit: u64) -> Result<Vec<u8>, BusError> {
         let store = self.artifacts_store().await?;
         let artifact_error = |reason: String| BusError::Artifact {
@@ -418,11 +419,13 @@ impl Bus {
             .get(name)
             .await
             .map_err(|error| artifact_error(error.to_string()))?;
-        if object.info().size as u64 > limit {
-            return Err(artifact_error(format!(
-                "{} bytes is over the limit of {limit}",
-                object.info().size
-            )));
+        let size = object.info().size as u64;
+        if size > limit {
+            return Err(BusError::ArtifactTooLarge {
+                name: name.to_owned(),
+                size,
+                limit,
+            });
         }
         let mut content = Vec::new();
         let mut object = object;

@@ -62,6 +62,17 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
+    /// An artifact in the object store is larger than the reader accepts: reading it
+    /// again will not make it smaller, so retrying cannot help.
+    #[error("artifact {name} is {size} bytes, over the limit of {limit}")]
+    ArtifactTooLarge {
+        /// The object name.
+        name: String,
+        /// Its size in the store.
+        size: u64,
+        /// The reader's limit.
+        limit: u64,
+    },
     /// A private nats-server could not be started.
     #[error("cannot start nats-server: {0}")]
     Server(String),

@@ -190,6 +190,11 @@ pub enum GuardrailError {
         max_bytes: usize,
     },
 
+    /// The SQL is empty or only whitespace: written, it would replace the model with
+    /// nothing (no query at all).
+    #[error("refused SQL: the file is empty; a model is a single query")]
+    EmptySql,
+
     /// The SQL contains a NUL byte, which truncates it in C-based drivers and can hide
     /// what follows from a reviewer.
     #[error("refused SQL: it contains a NUL byte (line {line})")]

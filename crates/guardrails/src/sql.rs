@@ -66,14 +66,20 @@ const FORBIDDEN_AT_TOP_LEVEL: &[&str] = &[
     "declare",
 ];
 
-/// Refuses SQL over `max_bytes`, SQL with a NUL byte, and SQL that contains a statement
-/// creating, changing, dropping or granting anything (create/drop/alter/truncate/insert/
-/// update/delete/merge/grant/revoke and other side-effecting statements) outside of Jinja,
-/// comments, string literals and quoted identifiers.
+/// Refuses empty (whitespace-only) SQL, SQL over `max_bytes`, SQL with a NUL byte, and
+/// SQL that contains a statement creating, changing, dropping or granting anything
+/// (create/drop/alter/truncate/insert/update/delete/merge/grant/revoke and other
+/// side-effecting statements) outside of Jinja, comments, string literals and quoted
+/// identifiers.
 ///
 /// A keyword followed by `(` is a function call (`truncate(x, 2)`, `replace(a, 'b', 'c')`)
 /// and allowed. Jinja output is not evaluated: check the compiled SQL too where it exists.
 pub fn check_sql_content(fixed_sql: &str, max_bytes: usize) -> Result<(), GuardrailError> {
+    // The raw text, not the Jinja-masked SQL: a model that is one macro call is no query
+    // to this check, but it is not empty.
+    if fixed_sql.trim().is_empty() {
+        return Err(GuardrailError::EmptySql);
+    }
     if fixed_sql.len() > max_bytes {
         return Err(GuardrailError::SqlTooLarge {
             bytes: fixed_sql.len(),
@@ -545,6 +551,17 @@ mod tests {
             Err(GuardrailError::ForbiddenStatement { line, .. }) => assert_eq!(line, 5),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_but_a_model_that_is_one_macro_call_is_not() {
+        for empty in ["", "  \n\t\n"] {
+            assert!(
+                matches!(check_sql_content(empty, MAX), Err(GuardrailError::EmptySql)),
+                "{empty:?}"
+            );
+        }
+        assert!(check_sql_content("{{ dbt_utils.union_relations(relations=[]) }}", MAX).is_ok());
     }
 
     #[test]

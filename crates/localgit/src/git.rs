@@ -1,24 +1,16 @@
 //! Running the `git` executable with a controlled environment.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use crate::LocalGitError;
 
 /// Configuration every call carries. `core.hooksPath=/dev/null`: `update-ref` runs the
 /// repository's `reference-transaction` hook, and a repository's hooks are its owner's
-/// code, not ours to execute. `core.splitIndex`/`index.sparse`: the temporary index must
-/// be one self-contained file, leaving no shared-index files behind in `.git`.
-const CONFIG_OVERRIDES: &[&str] = &[
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.splitIndex=false",
-    "-c",
-    "index.sparse=false",
-];
+/// code, not ours to execute. (No command this crate runs reads or writes an index.)
+const CONFIG_OVERRIDES: &[&str] = &["-c", "core.hooksPath=/dev/null"];
 
 /// Inherited variables that would point git at another repository, index or identity than
 /// the one this crate chooses (e.g. when the service itself runs inside a git hook).
@@ -39,12 +31,20 @@ const SCRUBBED_ENV: &[&str] = &[
     "GIT_COMMITTER_DATE",
 ];
 
+/// What a git invocation reads on its standard input.
+enum Input<'a> {
+    /// Nothing: standard input is `/dev/null`.
+    Nothing,
+    /// This file, complete before git starts, so that git reads the whole of it even if
+    /// this process dies meanwhile (see `crate::import`).
+    File(&'a Path),
+}
+
 /// One git invocation in a directory.
 pub(crate) struct Git<'a> {
     dir: &'a Path,
     args: Vec<OsString>,
-    env: Vec<(&'static str, OsString)>,
-    stdin: Option<&'a [u8]>,
+    stdin: Input<'a>,
 }
 
 impl<'a> Git<'a> {
@@ -52,8 +52,7 @@ impl<'a> Git<'a> {
         Self {
             dir,
             args: Vec::new(),
-            env: Vec::new(),
-            stdin: None,
+            stdin: Input::Nothing,
         }
     }
 
@@ -71,13 +70,8 @@ impl<'a> Git<'a> {
         self
     }
 
-    pub(crate) fn env(mut self, key: &'static str, value: impl Into<OsString>) -> Self {
-        self.env.push((key, value.into()));
-        self
-    }
-
-    pub(crate) fn stdin(mut self, input: &'a [u8]) -> Self {
-        self.stdin = Some(input);
+    pub(crate) fn stdin_file(mut self, path: &'a Path) -> Self {
+        self.stdin = Input::File(path);
         self
     }
 
@@ -90,8 +84,8 @@ impl<'a> Git<'a> {
             .join(" ")
     }
 
-    /// Runs the command and returns its output whatever the exit status.
-    pub(crate) fn output(&self) -> Result<Output, LocalGitError> {
+    /// The command with this crate's configuration and environment, stdin not yet set.
+    fn command(&self) -> Command {
         let mut command = Command::new("git");
         command
             .current_dir(self.dir)
@@ -106,36 +100,38 @@ impl<'a> Git<'a> {
             // Stable, English messages for the error texts we pass on.
             .env("LC_ALL", "C")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
+            .stderr(Stdio::piped());
         for key in SCRUBBED_ENV {
             command.env_remove(key);
         }
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().map_err(LocalGitError::Spawn)?;
-        if let (Some(input), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
-            // git reads all of stdin before writing much, and the inputs here are one
-            // model file, so writing before reading cannot dead-lock on a full pipe.
-            // A git that exits early (bad argument) closes the pipe; its exit status and
-            // message, read below, say more than the broken pipe would.
-            match pipe.write_all(input) {
-                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                    // Reap the child rather than leave a zombie behind; its own outcome no
-                    // longer matters.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(LocalGitError::Spawn(error));
-                }
-                _ => {}
+        command
+    }
+
+    /// Starts the command with all three standard streams piped, for a conversation
+    /// (`git cat-file --batch`): the caller writes requests and reads answers.
+    pub(crate) fn spawn_session(&self) -> Result<Child, LocalGitError> {
+        self.command()
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(LocalGitError::Spawn)
+    }
+
+    /// Runs the command and returns its output whatever the exit status.
+    pub(crate) fn output(&self) -> Result<Output, LocalGitError> {
+        let mut command = self.command();
+        match self.stdin {
+            Input::Nothing => {
+                command.stdin(Stdio::null());
+            }
+            Input::File(path) => {
+                let file = File::open(path).map_err(|source| LocalGitError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                command.stdin(Stdio::from(file));
             }
         }
-        child.wait_with_output().map_err(LocalGitError::Spawn)
+        command.output().map_err(LocalGitError::Spawn)
     }
 
     /// Runs the command and fails unless it exits with status 0.

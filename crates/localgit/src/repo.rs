@@ -8,6 +8,8 @@ use dbtops_guardrails::{
 };
 
 use crate::git::Git;
+use crate::import::{import_commits, FileChange, Ident, ImportCommit};
+use crate::objects::{is_object_id, ObjectReader, ResolvedCommit, TreeEntry};
 use crate::LocalGitError;
 
 /// The git modes of a regular file; a fix may replace only these, and keeps the one it
@@ -16,7 +18,8 @@ const REGULAR_FILE_MODES: &[&str] = &["100644", "100755"];
 
 /// A local git repository, addressed by the root of its work tree.
 ///
-/// Every method runs the `git` executable and blocks; call it from
+/// Every method runs the `git` executable (except [`LocalRepo::root`],
+/// [`LocalRepo::path_in_repo`] and [`LocalRepo::write_description`]) and blocks; call it from
 /// `tokio::task::spawn_blocking` in async code. No method changes the work tree, the
 /// index, `HEAD` or the checked-out branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,9 @@ pub struct LocalRepo {
     /// The work tree's top-level directory, canonicalised, so that paths under it can be
     /// turned into paths inside the repository by stripping a prefix.
     root: PathBuf,
+    /// The git directory shared by all worktrees (`.git` of the main one), canonicalised:
+    /// where merge-request descriptions live. Read with the root, in the same process.
+    common_dir: PathBuf,
 }
 
 /// What to commit, and where.
@@ -75,14 +81,12 @@ pub struct CommittedBranch {
     pub already_existed: bool,
 }
 
-/// One entry of a git tree, as `git ls-tree` prints it.
-struct TreeEntry {
-    mode: String,
-    oid: String,
-}
-
 impl LocalRepo {
     /// Opens the repository whose work tree contains `path` (a directory or a file).
+    ///
+    /// One `git rev-parse` finds the work tree's root and the common git directory (where
+    /// [`LocalRepo::write_description`] writes). Nothing is cached between calls: opening
+    /// again is how a caller sees a repository that moved or changed shape.
     pub fn open(path: &Path) -> Result<Self, LocalGitError> {
         let dir = if path.is_dir() {
             path
@@ -94,7 +98,7 @@ impl LocalRepo {
             path: dir.to_path_buf(),
             source,
         })?;
-        let command = Git::new(dir).args(["rev-parse", "--show-toplevel"]);
+        let command = Git::new(dir).args(["rev-parse", "--show-toplevel", "--git-common-dir"]);
         let output = command.output()?;
         if !output.status.success() {
             return Err(LocalGitError::NotARepository {
@@ -102,12 +106,18 @@ impl LocalRepo {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             });
         }
-        let top = command.text(&output)?;
-        let root = std::fs::canonicalize(&top).map_err(|source| LocalGitError::Io {
-            path: PathBuf::from(&top),
-            source,
-        })?;
-        Ok(Self { root })
+        let text = command.text(&output)?;
+        let mut lines = text.lines();
+        let (Some(top), Some(common), None) = (lines.next(), lines.next(), lines.next()) else {
+            return Err(command.unexpected(&text));
+        };
+        let canonical = |path: PathBuf| {
+            std::fs::canonicalize(&path).map_err(|source| LocalGitError::Io { path, source })
+        };
+        let root = canonical(PathBuf::from(top))?;
+        // Printed relative to the directory git ran in, unless it is elsewhere.
+        let common_dir = canonical(dir.join(common))?;
+        Ok(Self { root, common_dir })
     }
 
     /// The root of the work tree.
@@ -170,18 +180,10 @@ impl LocalRepo {
 
     /// The commit `HEAD` points at.
     pub fn head_commit(&self) -> Result<String, LocalGitError> {
-        self.resolve_commit("HEAD")
-    }
-
-    /// The full object id of the commit `rev` names.
-    fn resolve_commit(&self, rev: &str) -> Result<String, LocalGitError> {
+        let rev = "HEAD";
         let unknown = || LocalGitError::UnknownCommit {
             rev: rev.to_owned(),
         };
-        // A leading '-' would be read as an option.
-        if rev.is_empty() || rev.starts_with('-') || rev.chars().any(char::is_control) {
-            return Err(unknown());
-        }
         let command = self
             .git()
             .args(["rev-parse", "--verify", "--quiet"])
@@ -226,95 +228,33 @@ impl LocalRepo {
         path_in_repo: &str,
     ) -> Result<Option<String>, LocalGitError> {
         check_relative_path(path_in_repo)?;
-        let commit = self.resolve_commit(commit)?;
-        let Some(entry) = self.tree_entry(&commit, path_in_repo)? else {
+        let mut objects = ObjectReader::start(&self.root)?;
+        let commit = resolve_commit(&mut objects, commit)?;
+        let Some(entry) = objects.tree_entry(&commit.tree, path_in_repo)? else {
             return Ok(None);
         };
-        self.require_regular_file(&entry, &commit, path_in_repo)?;
-        let output = self
-            .git()
-            .args(["cat-file", "blob"])
-            .arg(&entry.oid)
-            .run()?;
-        String::from_utf8(output.stdout)
+        require_regular_file(&entry, &commit.oid, path_in_repo)?;
+        let content = objects.blob(&entry.oid)?;
+        String::from_utf8(content)
             .map(Some)
             .map_err(|_| LocalGitError::NotUtf8 {
                 path: path_in_repo.to_owned(),
-                commit,
+                commit: commit.oid,
             })
-    }
-
-    /// The tree entry at `path` in `commit`, if any.
-    fn tree_entry(&self, commit: &str, path: &str) -> Result<Option<TreeEntry>, LocalGitError> {
-        let command = self
-            .git()
-            .args(["ls-tree", "-z", "--full-tree", commit, "--", path]);
-        let output = command.run()?;
-        // Records are "<mode> SP <type> SP <oid> TAB <path> NUL".
-        for record in output.stdout.split(|b| *b == 0) {
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, name)) = record.split_once('\t') else {
-                continue;
-            };
-            if name != path {
-                continue;
-            }
-            let mut fields = meta.split(' ');
-            match (fields.next(), fields.next(), fields.next()) {
-                (Some(mode), Some(_kind), Some(oid)) if is_object_id(oid) => {
-                    return Ok(Some(TreeEntry {
-                        mode: mode.to_owned(),
-                        oid: oid.to_owned(),
-                    }))
-                }
-                _ => return Err(command.unexpected(&record)),
-            }
-        }
-        Ok(None)
-    }
-
-    fn require_regular_file(
-        &self,
-        entry: &TreeEntry,
-        commit: &str,
-        path: &str,
-    ) -> Result<(), LocalGitError> {
-        if REGULAR_FILE_MODES.contains(&entry.mode.as_str()) {
-            Ok(())
-        } else {
-            Err(LocalGitError::NotARegularFile {
-                path: path.to_owned(),
-                commit: commit.to_owned(),
-                mode: entry.mode.clone(),
-            })
-        }
-    }
-
-    /// The object id `content` has (or gets) as a blob; `write` stores it.
-    fn hash_blob(&self, content: &str, write: bool) -> Result<String, LocalGitError> {
-        // From stdin and without --path, git hashes the bytes as they are: no clean
-        // filters or end-of-line conversion, so the blob is exactly `content`.
-        let mut command = self.git().arg("hash-object");
-        if write {
-            command = command.arg("-w");
-        }
-        let command = command.arg("--stdin").stdin(content.as_bytes());
-        let oid = command.run_text()?;
-        if is_object_id(&oid) {
-            Ok(oid)
-        } else {
-            Err(command.unexpected(&oid))
-        }
     }
 
     /// Creates `branch` pointing at a new commit whose parent is `base_commit` and whose
     /// tree is the base's tree with `path_in_repo` replaced by `content` (file mode kept).
     ///
-    /// Plumbing only: `hash-object -w`, a temporary index file (`GIT_INDEX_FILE`) for
-    /// `read-tree` / `update-index --cacheinfo` / `write-tree`, `commit-tree`, then
+    /// Four git processes, plumbing only: `symbolic-ref` (the checked-out branch, which is
+    /// refused), one `cat-file --batch` for every read (the base, the trees down to each
+    /// file, the files as they are, an existing branch's tip), one `fast-import` that
+    /// writes the blobs, trees and commits without touching any ref or index (it runs
+    /// `unpack-objects` itself to store so few objects loose, as git does by default), then
     /// `update-ref refs/heads/<branch> <new> <zero-oid>`, which creates the branch
-    /// atomically and fails if it exists. The work tree, the index, `HEAD` and the current
-    /// branch are never changed; repository hooks do not run.
+    /// atomically and fails if it exists. A branch that exists already costs a
+    /// `for-each-ref` instead of the writes. The work tree, the index, `HEAD` and the
+    /// current branch are never changed; repository hooks do not run.
     ///
     /// Idempotent: when the branch already exists and its tip has exactly `content` at the
     /// path (a redelivery, or a concurrent replica that won the race), returns that commit
@@ -324,7 +264,8 @@ impl LocalRepo {
     /// Refused: a branch [`check_branch`] refuses (including the repository's current
     /// branch), a path that is not relative and normalised, a path missing from the base
     /// or not a regular file there, content identical to the base, an empty message, and
-    /// an author containing `<`, `>` or a newline.
+    /// an author containing `<`, `>` or a newline, or nothing but the punctuation git
+    /// strips from names. Nothing is written before every check has passed.
     pub fn commit_to_new_branch(
         &self,
         req: &BranchCommit,
@@ -352,33 +293,28 @@ impl LocalRepo {
         req: &BranchCommit,
         failing_content: Option<&str>,
     ) -> Result<CommittedBranch, LocalGitError> {
-        // Defence in depth: delivery checks the branch too, with the full policy.
+        // Defence in depth: delivery checks the branch too, with its configured protected
+        // and target branches; the checked-out branch is checked here, read just before.
         let policy = BranchPolicy {
             protected: Vec::new(),
             current_branch: self.current_branch()?,
             target_branch: None,
         };
+        // The same rules as `git check-ref-format --branch`; update-ref checks again.
         check_branch(&req.branch, &policy)?;
         let reference = format!("refs/heads/{}", req.branch);
-        self.git()
-            .args(["check-ref-format", reference.as_str()])
-            .run()?;
         check_relative_path(&req.path_in_repo)?;
-        check_author(&req.author_name, &req.author_email)?;
+        let ident = commit_ident(&req.author_name, &req.author_email)?;
         if req.message.trim().is_empty() {
             return Err(LocalGitError::EmptyMessage);
         }
 
-        let base = self.resolve_commit(&req.base_commit)?;
-        let entry = self.tree_entry(&base, &req.path_in_repo)?.ok_or_else(|| {
-            LocalGitError::PathNotInCommit {
-                path: req.path_in_repo.clone(),
-                commit: base.clone(),
-            }
-        })?;
-        self.require_regular_file(&entry, &base, &req.path_in_repo)?;
-        let blob = self.hash_blob(&req.content, false)?;
-        let mut others = Vec::new();
+        let mut objects = ObjectReader::start(&self.root)?;
+        let base = resolve_commit(&mut objects, &req.base_commit)?;
+        let entry = base_file(&mut objects, &base, &req.path_in_repo)?;
+        let base_content = objects.blob(&entry.oid)?;
+        // (path, mode, new content) of the ancestor models a lineage fix replaces too.
+        let mut others: Vec<(&str, String, &[u8])> = Vec::new();
         // A lineage fix may leave the failing model as it is and change an ancestor.
         let mut others_change = false;
         for other in &req.also_replace {
@@ -386,71 +322,83 @@ impl LocalRepo {
             if other.path_in_repo == req.path_in_repo
                 || others
                     .iter()
-                    .any(|(path, _, _): &(String, String, String)| *path == other.path_in_repo)
+                    .any(|(path, _, _)| *path == other.path_in_repo)
             {
                 return Err(LocalGitError::DuplicatePath {
                     path: other.path_in_repo.clone(),
                 });
             }
-            let other_entry = self
-                .tree_entry(&base, &other.path_in_repo)?
-                .ok_or_else(|| LocalGitError::PathNotInCommit {
-                    path: other.path_in_repo.clone(),
-                    commit: base.clone(),
-                })?;
-            self.require_regular_file(&other_entry, &base, &other.path_in_repo)?;
-            let other_blob = self.hash_blob(&other.content, false)?;
-            others_change |= other_entry.oid != other_blob;
-            others.push((other.path_in_repo.clone(), other_entry.mode, other_blob));
+            let other_entry = base_file(&mut objects, &base, &other.path_in_repo)?;
+            // Equal content is an equal blob id: nothing needs hashing to compare.
+            others_change |= objects.blob(&other_entry.oid)? != other.content.as_bytes();
+            others.push((
+                other.path_in_repo.as_str(),
+                other_entry.mode,
+                other.content.as_bytes(),
+            ));
         }
+        let expected: Vec<(&str, &[u8])> =
+            std::iter::once((req.path_in_repo.as_str(), req.content.as_bytes()))
+                .chain(others.iter().map(|(path, _, content)| (*path, *content)))
+                .collect();
 
-        if let Some(tip) = self.branch_exists(&req.branch)? {
-            return self.existing_branch(req, tip, &blob, &others);
+        // cat-file resolves the name as a revision, so a differently placed ref (e.g.
+        // refs/heads/refs/heads/<branch>) could answer too: a hit is confirmed exactly.
+        if objects
+            .object(&format!("{reference}^{{commit}}"))?
+            .is_some()
+        {
+            if let Some(tip) = self.branch_exists(&req.branch)? {
+                return self.existing_branch(&mut objects, &req.branch, tip, &expected);
+            }
         }
         // The parent of the fix: the base, or a snapshot of the failing file on top of it.
-        let (parent, parent_oid) = match failing_content {
-            Some(failing) => {
-                let failing_blob = self.hash_blob(failing, false)?;
-                if failing_blob == entry.oid {
-                    (base.clone(), entry.oid.clone())
-                } else {
-                    self.hash_blob(failing, true)?;
-                    let tree = self.tree_with_replaced_files(
-                        &base,
-                        &[(
-                            req.path_in_repo.clone(),
-                            entry.mode.clone(),
-                            failing_blob.clone(),
-                        )],
-                    )?;
-                    let message = format!(
-                        "dbt-ops: {} as it failed (uncommitted in the work tree)\n",
-                        req.path_in_repo
-                    );
-                    let snapshot = self.commit_tree_with_message(&tree, &base, req, &message)?;
-                    (snapshot, failing_blob)
-                }
-            }
-            None => (base.clone(), entry.oid.clone()),
-        };
-        if blob == parent_oid && !others_change {
+        let snapshot = failing_content.filter(|failing| failing.as_bytes() != base_content);
+        let parent_content = snapshot.map_or(base_content.as_slice(), str::as_bytes);
+        if req.content.as_bytes() == parent_content && !others_change {
             return Err(LocalGitError::NoChange {
                 path: req.path_in_repo.clone(),
-                base,
+                base: base.oid,
             });
         }
 
-        self.hash_blob(&req.content, true)?;
-        for other in &req.also_replace {
-            self.hash_blob(&other.content, true)?;
+        let snapshot_message = format!(
+            "dbt-ops: {} as it failed (uncommitted in the work tree)\n",
+            req.path_in_repo
+        );
+        let mut message = req.message.clone();
+        if !message.ends_with('\n') {
+            message.push('\n');
         }
-        let mut replacements = vec![(req.path_in_repo.clone(), entry.mode.clone(), blob.clone())];
-        replacements.extend(others.iter().cloned());
-        let tree = self.tree_with_replaced_files(&parent, &replacements)?;
-        let commit = self.commit_tree(&tree, &parent, req)?;
+        let mut commits = Vec::new();
+        if let Some(failing) = snapshot {
+            commits.push(ImportCommit {
+                message: &snapshot_message,
+                files: vec![FileChange {
+                    path: &req.path_in_repo,
+                    mode: &entry.mode,
+                    content: failing.as_bytes(),
+                }],
+            });
+        }
+        let mut files = vec![FileChange {
+            path: &req.path_in_repo,
+            mode: &entry.mode,
+            content: req.content.as_bytes(),
+        }];
+        files.extend(others.iter().map(|(path, mode, content)| FileChange {
+            path,
+            mode,
+            content,
+        }));
+        commits.push(ImportCommit {
+            message: &message,
+            files,
+        });
+        let commit = import_commits(&self.root, &reference, &base.oid, &ident, &commits)?;
 
         // The all-zero old value makes update-ref create the ref or fail: never overwrite.
-        let zero = "0".repeat(base.len());
+        let zero = "0".repeat(base.oid.len());
         let command = self
             .git()
             .args(["update-ref", "-m", "dbt-ops: create fix branch"])
@@ -460,7 +408,7 @@ impl LocalRepo {
             // Someone created the branch between our check and now: fine if it holds
             // the same fix.
             if let Some(tip) = self.branch_exists(&req.branch)? {
-                return self.existing_branch(req, tip, &blob, &others);
+                return self.existing_branch(&mut objects, &req.branch, tip, &expected);
             }
             return Err(command.failed(&output));
         }
@@ -471,136 +419,51 @@ impl LocalRepo {
         })
     }
 
-    /// The outcome for a branch that exists already: the same fix, or a conflict.
+    /// The outcome for a branch that exists already: the same fix (every expected path a
+    /// regular file with exactly the expected content), or a conflict.
     fn existing_branch(
         &self,
-        req: &BranchCommit,
+        objects: &mut ObjectReader,
+        branch: &str,
         tip: String,
-        blob: &str,
-        others: &[(String, String, String)],
+        expected: &[(&str, &[u8])],
     ) -> Result<CommittedBranch, LocalGitError> {
-        let expected = std::iter::once((req.path_in_repo.as_str(), blob)).chain(
-            others
-                .iter()
-                .map(|(path, _, oid)| (path.as_str(), oid.as_str())),
-        );
-        for (path, oid) in expected {
-            match self.tree_entry(&tip, path)? {
-                Some(entry)
-                    if entry.oid == oid && REGULAR_FILE_MODES.contains(&entry.mode.as_str()) => {}
-                _ => {
-                    return Err(LocalGitError::BranchConflict {
-                        branch: req.branch.clone(),
-                        tip,
-                        path: path.to_owned(),
-                    })
+        let tip_commit = resolve_commit(objects, &tip)?;
+        for (path, content) in expected {
+            let same = match objects.tree_entry(&tip_commit.tree, path)? {
+                Some(entry) if REGULAR_FILE_MODES.contains(&entry.mode.as_str()) => {
+                    objects.blob(&entry.oid)? == *content
                 }
+                _ => false,
+            };
+            if !same {
+                return Err(LocalGitError::BranchConflict {
+                    branch: branch.to_owned(),
+                    tip,
+                    path: (*path).to_owned(),
+                });
             }
         }
         Ok(CommittedBranch {
-            branch: req.branch.clone(),
+            branch: branch.to_owned(),
             commit_sha: tip,
             already_existed: true,
         })
     }
 
-    /// Builds `base`'s tree with entries (path, mode, blob) replaced, in a temporary index
-    /// file that is deleted afterwards; the repository's own index is never read or
-    /// written.
-    fn tree_with_replaced_files(
-        &self,
-        base: &str,
-        replacements: &[(String, String, String)],
-    ) -> Result<String, LocalGitError> {
-        // A fresh directory, because git refuses an existing empty file as an index.
-        let scratch = tempfile::Builder::new()
-            .prefix("dbt-ops-index-")
-            .tempdir()
-            .map_err(|source| LocalGitError::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let index = scratch.path().join("index");
-        self.git()
-            .env("GIT_INDEX_FILE", &index)
-            .args(["read-tree", base])
-            .run()?;
-        for (path, mode, blob) in replacements {
-            self.git()
-                .env("GIT_INDEX_FILE", &index)
-                .args(["update-index", "--cacheinfo"])
-                .arg(format!("{mode},{blob},{path}"))
-                .run()?;
-        }
-        let command = self.git().env("GIT_INDEX_FILE", &index).arg("write-tree");
-        let tree = command.run_text()?;
-        if is_object_id(&tree) {
-            Ok(tree)
-        } else {
-            Err(command.unexpected(&tree))
-        }
-    }
-
-    fn commit_tree(
-        &self,
-        tree: &str,
-        parent: &str,
-        req: &BranchCommit,
-    ) -> Result<String, LocalGitError> {
-        self.commit_tree_with_message(tree, parent, req, &req.message)
-    }
-
-    fn commit_tree_with_message(
-        &self,
-        tree: &str,
-        parent: &str,
-        req: &BranchCommit,
-        message: &str,
-    ) -> Result<String, LocalGitError> {
-        let mut message = message.to_owned();
-        if !message.ends_with('\n') {
-            message.push('\n');
-        }
-        // The identity comes from the environment so that a machine without
-        // `user.name`/`user.email` configured works; signing is off because there is no
-        // one to type a passphrase and a bot must not use a person's key.
-        let command = self
-            .git()
-            .env("GIT_AUTHOR_NAME", &req.author_name)
-            .env("GIT_AUTHOR_EMAIL", &req.author_email)
-            .env("GIT_COMMITTER_NAME", &req.author_name)
-            .env("GIT_COMMITTER_EMAIL", &req.author_email)
-            .args(["commit-tree", "--no-gpg-sign", tree, "-p", parent])
-            .stdin(message.as_bytes());
-        let commit = command.run_text()?;
-        if is_object_id(&commit) {
-            Ok(commit)
-        } else {
-            Err(command.unexpected(&commit))
-        }
-    }
-
     /// Writes the merge-request description for `branch` to
     /// `<git-common-dir>/dbt-ops/merge-requests/<branch with / replaced by __>.md` and
     /// returns its path. Inside `.git`, so it is never part of the work tree or a commit;
-    /// in the common directory, so every linked worktree sees the same file. The file is
-    /// replaced atomically (written aside, then renamed).
+    /// in the common directory (found when the repository was opened), so every linked
+    /// worktree sees the same file. The file is replaced atomically (written aside, then
+    /// renamed).
     pub fn write_description(
         &self,
         branch: &str,
         markdown: &str,
     ) -> Result<PathBuf, LocalGitError> {
         check_branch_name_format(branch)?;
-        let common = self
-            .git()
-            .args(["rev-parse", "--git-common-dir"])
-            .run_text()?;
-        // Printed relative to the working directory, which is the root.
-        let dir = self
-            .root
-            .join(common)
-            .join("dbt-ops")
-            .join("merge-requests");
+        let dir = self.common_dir.join("dbt-ops").join("merge-requests");
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| LocalGitError::Io { path, source }
@@ -617,12 +480,71 @@ impl LocalRepo {
     }
 }
 
-/// A full SHA-1 or SHA-256 object id in lower-case hex.
-fn is_object_id(text: &str) -> bool {
-    matches!(text.len(), 40 | 64)
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// The commit `rev` names, read through `objects`.
+fn resolve_commit(objects: &mut ObjectReader, rev: &str) -> Result<ResolvedCommit, LocalGitError> {
+    let unknown = || LocalGitError::UnknownCommit {
+        rev: rev.to_owned(),
+    };
+    // A leading '-' reads as an option to most git commands; a control character (a
+    // newline above all) would end the request early.
+    if rev.is_empty() || rev.starts_with('-') || rev.chars().any(char::is_control) {
+        return Err(unknown());
+    }
+    objects.commit(rev)?.ok_or_else(unknown)
+}
+
+/// The entry of `path` in `commit`, which must be there as a regular file.
+fn base_file(
+    objects: &mut ObjectReader,
+    commit: &ResolvedCommit,
+    path: &str,
+) -> Result<TreeEntry, LocalGitError> {
+    let entry =
+        objects
+            .tree_entry(&commit.tree, path)?
+            .ok_or_else(|| LocalGitError::PathNotInCommit {
+                path: path.to_owned(),
+                commit: commit.oid.clone(),
+            })?;
+    require_regular_file(&entry, &commit.oid, path)?;
+    Ok(entry)
+}
+
+fn require_regular_file(entry: &TreeEntry, commit: &str, path: &str) -> Result<(), LocalGitError> {
+    if REGULAR_FILE_MODES.contains(&entry.mode.as_str()) {
+        Ok(())
+    } else {
+        Err(LocalGitError::NotARegularFile {
+            path: path.to_owned(),
+            commit: commit.to_owned(),
+            mode: entry.mode.clone(),
+        })
+    }
+}
+
+/// The author (and committer) as `git commit-tree` would write it: checked, then stripped
+/// of the leading and trailing characters git drops from identities.
+fn commit_ident<'a>(name: &'a str, email: &'a str) -> Result<Ident<'a>, LocalGitError> {
+    check_author(name, email)?;
+    let name = without_crud(name);
+    let email = without_crud(email);
+    for (what, value) in [("name", name), ("email", email)] {
+        if value.is_empty() {
+            return Err(LocalGitError::InvalidAuthor(format!(
+                "the {what} has nothing but spaces and punctuation git drops"
+            )));
+        }
+    }
+    Ok(Ident { name, email })
+}
+
+/// git's `strbuf_addstr_without_crud` (ident.c): ASCII control characters, spaces and
+/// `,:;<>"\'` are dropped from both ends. fast-import writes identities as given, so the
+/// stripping `commit-tree` did is done here.
+fn without_crud(value: &str) -> &str {
+    value.trim_matches(|c: char| {
+        u32::from(c) <= 32 || matches!(c, ',' | ':' | ';' | '<' | '>' | '"' | '\\' | '\'')
+    })
 }
 
 /// git strips or refuses `<`, `>` and newlines in identities; refuse them up front with a

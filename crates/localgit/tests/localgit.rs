@@ -646,3 +646,162 @@ fn a_lineage_fix_may_leave_the_failing_model_alone_but_not_change_nothing() -> T
     .is_empty());
     Ok(())
 }
+
+#[test]
+fn the_import_writes_objects_and_the_one_branch_only() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(root)?;
+    let failing = ORIGINAL.replace("order_id", "ordr_id");
+    let fixed = failing.replace("custmer_id", "customer_id");
+    repo.commit_to_new_branch_over(&request(BRANCH, &base, MODEL, &fixed), &failing)?;
+    // fast-import built the commits on the branch's name but never wrote it: the branch
+    // is update-ref's, created from nothing.
+    assert_eq!(
+        git(root, &["for-each-ref", "--format=%(refname)"])?,
+        format!("refs/heads/{BRANCH}\nrefs/heads/main\n")
+    );
+    assert_eq!(
+        git(root, &["reflog", "show", "--format=%gs", BRANCH])?,
+        "dbt-ops: create fix branch\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(root.join(".git"))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("fast_import_crash"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Well-formed trees and commits (fast-import wrote them, not git's porcelain).
+    git(root, &["fsck", "--strict", "--no-dangling"])?;
+    Ok(())
+}
+
+#[test]
+fn a_branch_already_at_the_base_is_never_moved() -> TestResult {
+    // The branch name exists, at an ancestor of the commit a fix would make: a fast-forward
+    // by fast-import's own rules, and still refused.
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    git(fixture.root(), &["branch", BRANCH, &base])?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let result = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED));
+    assert!(
+        matches!(result, Err(LocalGitError::BranchConflict { ref tip, .. }) if *tip == base),
+        "{result:?}"
+    );
+    assert_eq!(git(fixture.root(), &["rev-parse", BRANCH])?.trim(), base);
+    Ok(())
+}
+
+#[test]
+fn a_ref_elsewhere_that_git_would_also_resolve_is_not_taken_for_the_branch() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(root)?;
+    // A commit holding exactly the fix, under a name `refs/heads/<branch>` also resolves
+    // to (as `refs/tags/refs/heads/<branch>`) while the branch itself does not exist.
+    let decoy = repo.commit_to_new_branch(&request(
+        "dbt-ops/fix/stg_orders/decoy000",
+        &base,
+        MODEL,
+        FIXED,
+    ))?;
+    git(
+        root,
+        &[
+            "update-ref",
+            &format!("refs/tags/refs/heads/{BRANCH}"),
+            &decoy.commit_sha,
+        ],
+    )?;
+    let committed = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED))?;
+    assert!(!committed.already_existed);
+    assert_eq!(
+        git(root, &["rev-parse", &format!("refs/heads/{BRANCH}")])?.trim(),
+        committed.commit_sha
+    );
+    Ok(())
+}
+
+#[test]
+fn the_author_is_written_as_commit_tree_writes_it() -> TestResult {
+    let fixture = Fixture::new()?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    // git drops spaces and ,:;"'\ at either end of a name or an email.
+    let mut req = request(BRANCH, &base, MODEL, FIXED);
+    req.author_name = " 'dbt-ops bot', ".to_owned();
+    req.author_email = " bot@example.invalid; ".to_owned();
+    repo.commit_to_new_branch(&req)?;
+    assert_eq!(
+        git(
+            fixture.root(),
+            &["log", "-1", "--format=%an <%ae>|%cn <%ce>", BRANCH]
+        )?
+        .trim(),
+        "dbt-ops bot <bot@example.invalid>|dbt-ops bot <bot@example.invalid>"
+    );
+    // Nothing left once stripped: refused, as commit-tree refuses it.
+    let mut punctuation = request("dbt-ops/fix/stg_orders/22222222", &base, MODEL, FIXED);
+    punctuation.author_name = ",;".to_owned();
+    assert!(matches!(
+        repo.commit_to_new_branch(&punctuation),
+        Err(LocalGitError::InvalidAuthor(_))
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_sha256_repository_gets_its_branch_too() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    if git(
+        root,
+        &["init", "-q", "--object-format=sha256", "-b", "main", "."],
+    )
+    .is_err()
+    {
+        eprintln!("skipped: this git cannot create a SHA-256 repository");
+        return Ok(());
+    }
+    std::fs::create_dir_all(root.join("analytics/models/staging"))?;
+    std::fs::write(root.join(MODEL), ORIGINAL)?;
+    git(root, &["add", "-A"])?;
+    git(root, &["commit", "-q", "-m", "initial"])?;
+    let repo = LocalRepo::open(root)?;
+    let base = repo.head_commit()?;
+    assert_eq!(base.len(), 64);
+    assert_eq!(repo.read_file_at(&base, MODEL)?.as_deref(), Some(ORIGINAL));
+    let committed = repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED))?;
+    assert_eq!(committed.commit_sha.len(), 64);
+    assert_eq!(git(root, &["show", &format!("{BRANCH}:{MODEL}")])?, FIXED);
+    assert!(
+        repo.commit_to_new_branch(&request(BRANCH, &base, MODEL, FIXED))?
+            .already_existed
+    );
+    Ok(())
+}
+
+#[test]
+fn a_path_with_spaces_quotes_and_accents_is_replaced_in_place() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let odd = "analytics/models/odd \"name\" café.sql";
+    std::fs::write(root.join(odd), "select 1\n")?;
+    git(root, &["add", "-A"])?;
+    git(root, &["commit", "-q", "-m", "odd"])?;
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(root)?;
+    repo.commit_to_new_branch(&request(BRANCH, &base, odd, "select 2\n"))?;
+    assert_eq!(
+        repo.read_file_at(BRANCH, odd)?.as_deref(),
+        Some("select 2\n")
+    );
+    assert_eq!(
+        git(root, &["diff", "--name-only", "-z", &base, BRANCH])?,
+        format!("{odd}\0")
+    );
+    Ok(())
+}

@@ -2,16 +2,19 @@
 //!
 //! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
 //! one right answer when exactly one existing name is clearly nearest; a missing comma,
-//! a trailing comma, a doubled or stray comma, a column missing from `GROUP BY` (or the whole
+//! a misspelt keyword, an unbalanced parenthesis, a `case` without `end`, a trailing
+//! comma, a doubled or stray comma, a column missing from `GROUP BY` (or the whole
 //! clause), a function the warehouse spells differently, a function, type or table name
 //! the warehouse suggests a spelling for, a renamed upstream column, a mistyped table
 //! alias, a column read through the wrong alias, an ambiguous join column, a misspelt
-//! macro call, a Jinja tag left open on one line, a hard-coded table that should be a
-//! `ref()`, a division by a zero divisor, a date compared with an integer written as a
-//! date, a string compared with a number (the explicit cast the warehouse asks for) and
-//! a cast that fails on dirty data (its safe form) often do too. Finding it costs
-//! microseconds and no tokens. Every rule returns `None` unless it is sure — a wrong fix
-//! is worse than no fix, because a reviewer has to notice it.
+//! macro call, a Jinja tag left open on one line, an `{% if %}` or `{% for %}` block
+//! left open to the end of its CTE, a hard-coded table that should be a `ref()`, a
+//! division by a zero divisor, a date compared with an integer written as a date, a
+//! string compared with a number (the explicit cast the warehouse asks for), strings
+//! joined with `+` instead of `||` and a cast that fails on dirty data (its safe form)
+//! often do too. Finding it costs microseconds and no tokens. Every rule returns `None`
+//! unless it is sure — a wrong fix is worse than no fix, because a reviewer has to
+//! notice it.
 //!
 //! A pure library: no I/O, no async, no wire types. The fixer converts its evidence
 //! into a [`RuleInput`] and a [`RuleFix`] back into a proposal.

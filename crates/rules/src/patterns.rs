@@ -12,6 +12,27 @@ pub trait AdapterRow: Copy {
     fn regex(&self) -> &'static str;
 }
 
+/// A row that is nothing but its wording: a name for tests and logs, the adapters, the
+/// regex (whose groups the rule reading it defines).
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterPattern {
+    /// A short name for tests and logs.
+    pub name: &'static str,
+    /// The adapters that word it this way, tried first for them.
+    pub adapters: &'static [&'static str],
+    /// The regex.
+    pub regex: &'static str,
+}
+
+impl AdapterRow for AdapterPattern {
+    fn adapters(&self) -> &'static [&'static str] {
+        self.adapters
+    }
+    fn regex(&self) -> &'static str {
+        self.regex
+    }
+}
+
 /// The rows with their compiled regexes; a row whose regex does not compile is left out
 /// (the tables' own tests compile every one).
 pub fn compile<R: AdapterRow>(rows: &[R]) -> Vec<(R, Regex)> {

@@ -750,3 +750,45 @@ fn postgres_varchar_int_lit_then_the_dirty_value() {
         ))
     );
 }
+
+/// Strings joined with `+` (`bikes_string_plus_concat`). The messages are DuckDB's
+/// (duckdb 2.0.1 from the project's virtualenv) and PostgreSQL 15's for these statements;
+/// each fixed statement ran in the same engine.
+#[test]
+fn strings_joined_with_plus_become_concatenations() {
+    let duckdb = Case {
+        adapter: "duckdb",
+        class: ErrorClass::TypeMismatch,
+        sql: "select\n    s.station_id,\n    s.station_name + ' (' + s.city + ')' as station_label,\n    s.dock_count + 1 as docks_and_one\nfrom {{ ref('stg_stations') }} as s\n",
+        message: "Runtime Error in model station_utilization (models/marts/ops/station_utilization.sql)\n  Binder Error: No function matches the given name and argument types '+(VARCHAR, STRING_LITERAL)'. You might need to add explicit type casts.\n  \tCandidate functions:\n  \t\"+\"(x TINYINT, /) -> TINYINT\n",
+    };
+    assert_eq!(
+        fix(&duckdb),
+        Some((
+            "select\n    s.station_id,\n    s.station_name || ' (' || s.city || ')' as station_label,\n    s.dock_count + 1 as docks_and_one\nfrom {{ ref('stg_stations') }} as s\n".to_owned(),
+            "string_concat"
+        ))
+    );
+    let postgres = Case {
+        adapter: "postgres",
+        class: ErrorClass::TypeMismatch,
+        sql: "select s.city + ' (' + s.city + ')' as label from {{ ref('stations') }} s",
+        message: "Database Error in model probe (models/probe/probe.sql)\n  operator does not exist: text + unknown\n  LINE 1: select s.city + ' (' + s.city + ')' as label from rules_probe.station...\n                        ^\n  HINT:  No operator matches the given name and argument types. You might need to add explicit type casts.",
+    };
+    assert_eq!(
+        fix(&postgres),
+        Some((
+            "select s.city || ' (' || s.city || ')' as label from {{ ref('stations') }} s"
+                .to_owned(),
+            "string_concat"
+        ))
+    );
+    // Two string columns: no literal says which `+` is meant.
+    let columns_only = Case {
+        adapter: "duckdb",
+        class: ErrorClass::TypeMismatch,
+        sql: "select s.station_name + s.city as label, s.a + s.b as total from {{ ref('stg_stations') }} as s\n",
+        message: "Binder Error: No function matches the given name and argument types '+(VARCHAR, VARCHAR)'. You might need to add explicit type casts.",
+    };
+    assert_eq!(fix(&columns_only), None);
+}

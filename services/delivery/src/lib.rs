@@ -529,12 +529,12 @@ fn deliver_local_git(
         .path_in_repo(&project_dir, &proposal.model_path)
         .map_err(|error| Failure::Refused(error.to_string()))?;
     let branch = dbtops_guardrails::fix_branch_name(&model.name, &incident.incident_id);
-    let current_branch = repo
-        .current_branch()
-        .map_err(|error| retry(error.to_string()))?;
+    // The checked-out branch is refused by the commit itself, which reads it just before
+    // writing (a refusal there is `Refused` below, with the same guardrail message); asking
+    // here as well would cost one more git process per delivery.
     let branch_policy = BranchPolicy {
         protected: settings.delivery.protected_branches.clone(),
-        current_branch,
+        current_branch: None,
         target_branch: Some(project.branch.clone()).filter(|branch| !branch.is_empty()),
     };
     dbtops_guardrails::check_branch(&branch, &branch_policy).map_err(refused)?;

@@ -424,6 +424,14 @@ pub async fn record(state: &WebhookState, event: &MergeRequestEnded) -> Result<H
             event.url
         )));
     };
+    // A marker is text anyone can paste into a description: one that names no incident
+    // must not announce a merge (or a close) of an incident that never existed.
+    if record.is_none() {
+        return Ok(Handled::Ignored(format!(
+            "{} names incident {incident_id}, but there is no such incident",
+            event.url
+        )));
+    }
     let generation = record.as_ref().map(|record| record.generation).unwrap_or(0);
     match event.ending {
         Ending::Merged => {

@@ -54,6 +54,11 @@ pub(crate) async fn record_detection(
         verdict.notes.push("no failing node in this run".into());
     }
     let failures = std::mem::take(&mut detection.failures);
+    let failing_nodes: Vec<String> = failures
+        .iter()
+        .map(|failure| failure.unique_id.clone())
+        .filter(|unique_id| !unique_id.is_empty())
+        .collect();
     let mut indexed: Vec<(String, String)> = Vec::new();
     for mut failure in failures {
         // The id comes from the signature before redaction: every replica computes the
@@ -74,6 +79,7 @@ pub(crate) async fn record_detection(
             project: &project,
             project_name: &project_name,
             detection: &detection,
+            failing_nodes: &failing_nodes,
         };
         let recurring = record_failure(&context, &incident_id, &failure)
             .instrument(span)
@@ -127,6 +133,8 @@ struct IncidentContext<'a> {
     project: &'a v1::ProjectRef,
     project_name: &'a str,
     detection: &'a Detection,
+    /// Every failing root node of the run.
+    failing_nodes: &'a [String],
 }
 
 /// Opens the incident for one failure, or records a recurrence of the open one; returns
@@ -142,7 +150,7 @@ async fn record_failure(
         submitted,
         project,
         project_name,
-        detection,
+        ..
     } = *context;
     let existing = store.get(incident_id).await?;
     let generation = match &existing {
@@ -154,15 +162,7 @@ async fn record_failure(
             {
                 // This submission opened the incident on an earlier delivery that stopped
                 // before publishing: publish again (the message id makes it idempotent).
-                let event = failure_event(
-                    incident_id,
-                    submitted,
-                    project,
-                    project_name,
-                    failure,
-                    detection,
-                    record.generation,
-                );
+                let event = failure_event(context, incident_id, failure, record.generation);
                 publish_opened(bus, &event, failure, record).await?;
                 return Ok(false);
             }
@@ -185,15 +185,7 @@ async fn record_failure(
         Some(record) => record.generation + 1,
         None => 0,
     };
-    let event = failure_event(
-        incident_id,
-        submitted,
-        project,
-        project_name,
-        failure,
-        detection,
-        generation,
-    );
+    let event = failure_event(context, incident_id, failure, generation);
     let record = IncidentRecord {
         incident_id: incident_id.to_owned(),
         project: project_name.to_owned(),
@@ -482,14 +474,19 @@ async fn publish_opened(
 }
 
 fn failure_event(
+    context: &IncidentContext<'_>,
     incident_id: &str,
-    submitted: &v1::RunSubmitted,
-    project: &v1::ProjectRef,
-    project_name: &str,
     failure: &Failure,
-    detection: &Detection,
     generation: u32,
 ) -> v1::FailureDetected {
+    let IncidentContext {
+        submitted,
+        project,
+        project_name,
+        detection,
+        failing_nodes,
+        ..
+    } = *context;
     let evidence = &failure.evidence;
     v1::FailureDetected {
         generation,
@@ -569,5 +566,10 @@ fn failure_event(
         invocation_id: detection.invocation_id.clone().unwrap_or_default(),
         blast_radius: failure.blast_radius.clone(),
         detected_at: now_rfc3339(),
+        failing_elsewhere: failing_nodes
+            .iter()
+            .filter(|unique_id| **unique_id != failure.unique_id)
+            .cloned()
+            .collect(),
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use dbtops_artifacts::{ProjectFiles, Redactor, RunArtifacts};
-use dbtops_bus::Bus;
+use dbtops_bus::{Bus, BusError};
 use dbtops_proto::v1;
 use dbtops_settings::Settings;
 use prost::Message;
@@ -75,7 +75,7 @@ async fn process(
             "RunSubmitted without a submission_id".into(),
         ));
     }
-    let artifacts = fetch_artifacts(bus, detector.settings(), submitted).await?;
+    let (artifacts, unknown_kinds) = fetch_artifacts(bus, detector.settings(), submitted).await?;
     // Parsing a 40 MB manifest is CPU work: off the async workers.
     let options = detect_options(detector.settings());
     let detection =
@@ -92,7 +92,14 @@ async fn process(
                 }
             })?
             .map_err(|error| {
-                let reason = format!("cannot read the run's artifacts: {error}");
+                let mut reason = format!("cannot read the run's artifacts: {error}");
+                // Unknown kinds are skipped (a newer sender may add kinds); when nothing
+                // usable is left, the reason says what was skipped, not just "none given".
+                if !unknown_kinds.is_empty() {
+                    reason.push_str(&format!(
+                        " (skipped artifacts of unknown kinds: {unknown_kinds:?})"
+                    ));
+                }
                 if error.is_retryable() {
                     SubmissionError::Retry(reason)
                 } else {
@@ -104,12 +111,15 @@ async fn process(
         .map_err(|error| SubmissionError::Retry(error.to_string()))
 }
 
+/// The submission's artifacts by kind, and the kinds it carried that the detector does
+/// not know (skipped).
 async fn fetch_artifacts(
     bus: &Bus,
     settings: &Settings,
     submitted: &v1::RunSubmitted,
-) -> Result<RunArtifacts, SubmissionError> {
+) -> Result<(RunArtifacts, Vec<String>), SubmissionError> {
     let mut artifacts = RunArtifacts::default();
+    let mut unknown_kinds = Vec::new();
     let limit = settings.detector.max_artifact_bytes;
     for artifact in &submitted.artifacts {
         if artifact.size_bytes > limit {
@@ -133,7 +143,14 @@ async fn fetch_artifacts(
             Some(v1::artifact::Body::ObjectName(name)) => bus
                 .get_artifact(name, limit)
                 .await
-                .map_err(|error| SubmissionError::Retry(error.to_string()))?,
+                .map_err(|error| match error {
+                    // Its size will not change: refused at once, not after every retry.
+                    BusError::ArtifactTooLarge { .. } => {
+                        SubmissionError::Reject(format!("{error} (detector.max_artifact_bytes)"))
+                    }
+                    // A missing object may be a replica that lags its writer: retried.
+                    other => SubmissionError::Retry(other.to_string()),
+                })?,
             None => continue,
         };
         match artifact.kind.as_str() {
@@ -147,10 +164,13 @@ async fn fetch_artifacts(
                 })?;
                 artifacts.project_files = Some(files);
             }
-            other => tracing::warn!(message = "Ignoring an unknown artifact kind.", kind = other),
+            other => {
+                tracing::warn!(message = "Ignoring an unknown artifact kind.", kind = other);
+                unknown_kinds.push(other.to_owned());
+            }
         }
     }
-    Ok(artifacts)
+    Ok((artifacts, unknown_kinds))
 }
 
 /// A submission's payload as it may be kept where people read it — the dead-letter

@@ -1052,3 +1052,29 @@ mod watch {
             .unwrap();
     }
 }
+
+/// A run with several root failures: each incident names the others, so validation can
+/// tell a dependent broken by another incident from one its fix broke.
+#[tokio::test]
+async fn each_incident_of_a_run_names_the_runs_other_failures() {
+    let w = world().await;
+    let detector = detector(&w.settings);
+    let verdict = process_submission(&w.bus, &detector, &submission("multi_failure", "m-1"))
+        .await
+        .unwrap();
+    let events: Vec<v1::FailureDetected> =
+        stored(&w.bus, &w.bus.subjects().failure_detected()).await;
+    assert!(events.len() >= 2, "{verdict:?}");
+    let roots: Vec<String> = events
+        .iter()
+        .map(|e| e.model.clone().unwrap().unique_id)
+        .collect();
+    for event in &events {
+        let own = event.model.clone().unwrap().unique_id;
+        let mut expected: Vec<String> = roots.iter().filter(|r| **r != own).cloned().collect();
+        expected.sort();
+        let mut named = event.failing_elsewhere.clone();
+        named.sort();
+        assert_eq!(named, expected, "{own}");
+    }
+}

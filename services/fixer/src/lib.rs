@@ -161,13 +161,19 @@ fn plan_attempt(delivery: &Delivery) -> Result<AttemptPlan, Outcome> {
             });
             Ok(AttemptPlan {
                 incident,
-                attempt: failed.attempt + 1,
+                // The attempt number is the sender's word: one past `u32::MAX` must not
+                // overflow (a panic on every delivery); it is past `max_attempts` anyway.
+                attempt: failed.attempt.saturating_add(1),
                 history,
             })
         }
-        other => Err(Outcome::reject(format!(
-            "the fixer does not handle message type {other:?}"
+        // The same words as every other consumer's decoder (`Delivery::decode`).
+        Some(other) => Err(Outcome::reject(format!(
+            "unexpected message type {other:?}, expected {} or {}",
+            <v1::FailureDetected as WireMessage>::TYPE_NAME,
+            <v1::CompileFailed as WireMessage>::TYPE_NAME
         ))),
+        None => Err(Outcome::reject(format!("missing {MESSAGE_TYPE} header"))),
     }
 }
 
@@ -420,6 +426,56 @@ fn headline(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery_of(type_name: Option<&str>, payload: Vec<u8>) -> Delivery {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(type_name) = type_name {
+            headers.insert(MESSAGE_TYPE, type_name);
+        }
+        Delivery {
+            subject: "dbtops.fix.compile_failed".into(),
+            headers,
+            payload: payload.into(),
+            delivered: 1,
+            stream_sequence: 1,
+        }
+    }
+
+    #[test]
+    fn the_last_attempt_number_does_not_overflow() {
+        let failed = v1::CompileFailed {
+            incident: Some(v1::FailureDetected {
+                incident_id: "i".into(),
+                ..Default::default()
+            }),
+            attempt: u32::MAX,
+            ..Default::default()
+        };
+        let delivery = delivery_of(
+            Some(<v1::CompileFailed as WireMessage>::TYPE_NAME),
+            failed.encode_to_vec(),
+        );
+        let plan = plan_attempt(&delivery).expect("a plan");
+        assert_eq!(plan.attempt, u32::MAX);
+    }
+
+    #[test]
+    fn other_message_types_are_refused_in_the_decoders_words() {
+        let reason = |delivery: &Delivery| match plan_attempt(delivery) {
+            Err(Outcome::Reject { reason }) => reason,
+            _ => panic!("not a rejection"),
+        };
+        let wrong = delivery_of(Some("dbtops.v1.RunSubmitted"), Vec::new());
+        assert_eq!(
+            reason(&wrong),
+            "unexpected message type \"dbtops.v1.RunSubmitted\", expected \
+             dbtops.v1.FailureDetected or dbtops.v1.CompileFailed"
+        );
+        assert_eq!(
+            reason(&delivery_of(None, Vec::new())),
+            "missing dbtops-type header"
+        );
+    }
 
     #[test]
     fn an_incident_waits_longer_each_time_its_providers_are_down() {

@@ -521,6 +521,15 @@ impl Validator {
             .chain(edited_ancestors.iter().map(String::as_str))
             .map(|node| format!("{node}+"))
             .collect();
+        // The run's other failures are their own incidents: a dependent that also reads
+        // one of them fails whatever this fix does, so it is left out, not blamed on it.
+        let elsewhere = failing_elsewhere_selectors(incident, name);
+        if !elsewhere.is_empty() {
+            tracing::info!(
+                message = "Dependents of the run's other failures are left out of the downstream check.",
+                excluded = %elsewhere.join(" ")
+            );
+        }
         let downstream_args: Option<Vec<&str>> = match self.plan.downstream {
             // `@m` is m, its descendants and their other ancestors, which a fresh dev
             // database does not hold either; what the empty build above made is left out.
@@ -528,25 +537,26 @@ impl Validator {
                 [vec!["build", "--select"], selection(&dependents)]
                     .concat()
                     .into_iter()
-                    .chain([
-                        "--exclude",
-                        with_ancestors.as_str(),
-                        "--empty",
-                        "--exclude-resource-type",
-                        "test",
-                    ])
+                    .chain(["--exclude", with_ancestors.as_str()])
+                    .chain(selection(&elsewhere))
+                    .chain(["--empty", "--exclude-resource-type", "test"])
                     .collect(),
             ),
             Downstream::BuildEmpty => Some(
                 [vec!["build", "--select"], selection(&dependents)]
                     .concat()
                     .into_iter()
+                    .chain(exclusion(&elsewhere))
                     .chain(["--empty", "--exclude-resource-type", "test"])
                     .collect(),
             ),
-            Downstream::Compile => {
-                Some([vec!["compile", "--select"], selection(&children)].concat())
-            }
+            Downstream::Compile => Some(
+                [vec!["compile", "--select"], selection(&children)]
+                    .concat()
+                    .into_iter()
+                    .chain(exclusion(&elsewhere))
+                    .collect(),
+            ),
             Downstream::Off => None,
         };
         if let Some(args) = downstream_args {
@@ -1042,9 +1052,65 @@ fn selection(selectors: &[String]) -> Vec<&str> {
     selectors.iter().map(String::as_str).collect()
 }
 
+/// `--exclude` and `selectors`, or nothing when there are none.
+fn exclusion(selectors: &[String]) -> Vec<&str> {
+    if selectors.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once("--exclude")
+        .chain(selection(selectors))
+        .collect()
+}
+
+/// `x+` for each node the detector saw failing in the same run besides `model` (models,
+/// snapshots and seeds; a failing test selects nothing to build).
+fn failing_elsewhere_selectors(incident: &v1::FailureDetected, model: &str) -> Vec<String> {
+    let mut selectors: Vec<String> = incident
+        .failing_elsewhere
+        .iter()
+        .filter_map(|unique_id| {
+            let mut parts = unique_id.splitn(3, '.');
+            let resource_type = parts.next()?;
+            let _package = parts.next()?;
+            let name = parts.next()?;
+            let buildable = matches!(resource_type, "model" | "snapshot" | "seed");
+            let safe = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
+            (buildable && safe && name != model).then(|| format!("{name}+"))
+        })
+        .collect();
+    selectors.sort();
+    selectors.dedup();
+    selectors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_buildable_nodes_of_the_run_are_excluded() {
+        let incident = v1::FailureDetected {
+            failing_elsewhere: vec![
+                "model.shop.stg_customers".into(),
+                "model.shop.stg_orders".into(),
+                "test.shop.not_null_orders_id.abc".into(),
+                "snapshot.shop.orders_snapshot".into(),
+                "model.shop.dim_customers.v2".into(),
+                "model.shop.x --full-refresh".into(),
+                "model.shop.stg_customers".into(),
+                "garbage".into(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            failing_elsewhere_selectors(&incident, "stg_orders"),
+            vec!["dim_customers.v2+", "orders_snapshot+", "stg_customers+"]
+        );
+        assert_eq!(exclusion(&[]), Vec::<&str>::new());
+    }
 
     #[test]
     fn the_plan_follows_the_settings_and_refuses_unknown_values() {

@@ -468,3 +468,57 @@ async fn with_concurrency_one_validations_wait_their_turn() {
     assert_eq!(runner(&first), runner(&second));
     assert_eq!(validator.workers().unwrap().started(), 1);
 }
+
+/// Two models broken in one run, `customers` reading both (through `orders`): the fix of
+/// `stg_orders` is right, and `customers` still fails because `stg_customers` does. With
+/// the other failure named in the incident, the downstream check leaves its dependents
+/// out; without it, the fix is blamed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_other_failures_are_left_out_of_the_downstream_check() {
+    let project = Project::copy();
+    let original = project.read(STG_ORDERS);
+    project.break_model(STG_ORDERS, "    customer_id,\n", "    custmer_id,\n");
+    project.break_model(
+        "models/staging/stg_customers.sql",
+        "    home_store_id,\n",
+        "    home_stor_id,\n",
+    );
+    let mut incident = project.incident(
+        STG_ORDERS,
+        v1::ErrorClass::MissingColumn,
+        "Binder Error: Referenced column \"custmer_id\" not found in FROM clause!",
+    );
+    let root = tempfile::tempdir().unwrap();
+    let validator = Validator::new(&settings(root.path())).unwrap();
+
+    let verdict = validator
+        .validate(
+            &incident.detected,
+            &incident.model,
+            &proposal(STG_ORDERS, &original),
+        )
+        .await
+        .expect("dbt runs");
+    let (failed_step, error_text, _) = failed(verdict);
+    assert_eq!(failed_step, "downstream");
+    assert!(error_text.contains("home_stor_id"), "{error_text}");
+
+    incident.detected.failing_elsewhere = vec!["model.coffee_shop.stg_customers".into()];
+    let verdict = validator
+        .validate(
+            &incident.detected,
+            &incident.model,
+            &proposal(STG_ORDERS, &original),
+        )
+        .await
+        .expect("dbt runs");
+    let steps = validated(verdict);
+    let downstream = step(&steps, "downstream");
+    assert!(
+        downstream
+            .output
+            .contains("--exclude +stg_orders stg_customers+"),
+        "{}",
+        downstream.output
+    );
+}

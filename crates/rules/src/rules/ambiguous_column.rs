@@ -128,8 +128,8 @@ pub fn ambiguous_column(input: &RuleInput) -> Option<RuleFix> {
         format!("{} places", edits.len())
     };
     let explanation = format!(
-        "`{column}` is in both joined relations of `{}`, which are joined on it; the join keeps the \
-         value of one side, so the column is read from there: {qualifiers} ({places}).",
+        "`{column}` is in several joined relations of `{}`, which are joined on it; the joins keep the \
+         value of one of them, so the column is read from there: {qualifiers} ({places}).",
         input.model_name,
     );
     Some(RuleFix {
@@ -141,6 +141,13 @@ pub fn ambiguous_column(input: &RuleInput) -> Option<RuleFix> {
 }
 
 /// The alias (or name) of the relation whose `C` the select should read.
+///
+/// The relations that carry `C` (the warehouse's list, or every relation of the `FROM`
+/// when the warehouse gives none) must form one tree of equi-joins on `C`: every carrier
+/// but the first is joined to an earlier carrier on `earlier.C = it.C`. With inner and
+/// left joins only, the first carrier always holds the value and every other one holds
+/// the same value or null, so it is kept. A right join is followed only between two
+/// carriers (the right side is kept); a full join needs `coalesce`, a decision.
 fn keeper(
     tokens: &[Token],
     sql: &str,
@@ -154,52 +161,56 @@ fn keeper(
         .iter()
         .map(|r| relation_name(tokens, sql, r))
         .collect();
-    let mut found = None;
+    let position = |q: &str| {
+        names
+            .iter()
+            .position(|n| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(q)))
+    };
+    let edges: Vec<Option<(usize, usize)>> = relations
+        .iter()
+        .map(|relation| {
+            let (a, b) = equality_on(tokens, sql, relation.on.clone()?, column)?;
+            Some((position(&a)?, position(&b)?))
+        })
+        .collect();
+    // DuckDB lists the first two relations with the column, not every one; a relation
+    // named in an equi-join on the column has it too. PostgreSQL lists none: then every
+    // relation of the FROM must be in the join tree, or one outside it might hold the
+    // column unjoined.
+    let mut carriers: Vec<usize> = if options.is_empty() {
+        (0..relations.len()).collect()
+    } else {
+        let mut listed = Vec::new();
+        for option in options {
+            let (qualifier, listed_column) = option.rsplit_once('.')?;
+            if !listed_column.trim_matches('"').eq_ignore_ascii_case(column) {
+                return None;
+            }
+            listed.push(position(qualifier.trim_matches('"'))?);
+        }
+        listed.extend(edges.iter().flatten().flat_map(|(a, b)| [*a, *b]));
+        listed
+    };
+    carriers.sort_unstable();
+    carriers.dedup();
+    if carriers.len() < 2 {
+        return None;
+    }
+    let root = carriers[0];
+    let mut keep = root;
     for (k, relation) in relations.iter().enumerate() {
-        let Some(on) = &relation.on else {
+        if k == root || !carriers.contains(&k) {
             continue;
-        };
-        let Some((a, b)) = equality_on(tokens, sql, on.clone(), column) else {
-            continue;
-        };
-        let position = |q: &str| {
-            names
-                .iter()
-                .position(|n| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(q)))
-        };
-        let (pa, pb) = (position(&a)?, position(&b)?);
-        // One side is this relation, the other an earlier one.
-        let (earlier, later) = match (pa.min(pb), pa.max(pb)) {
-            (e, l) if l == k && e < k => (e, l),
-            _ => continue,
-        };
-        let keep = match relation.join? {
-            JoinKind::Inner | JoinKind::Left => earlier,
-            JoinKind::Right => later,
+        }
+        let (pa, pb) = edges[k]?;
+        let partner = match (pa.min(pb), pa.max(pb)) {
+            (earlier, later) if later == k && earlier < k && carriers.contains(&earlier) => earlier,
             _ => return None,
         };
-        if found.is_some() {
-            // Two joins on the column: which one decides is not clear.
-            return None;
-        }
-        found = Some((earlier, later, keep));
-    }
-    let (earlier, later, keep) = found?;
-    let qualified = |i: usize| format!("{}.{column}", names[i].clone().unwrap_or_default());
-    if options.is_empty() {
-        if relations.len() != 2 {
-            return None;
-        }
-    } else {
-        let mut listed: Vec<String> = options.iter().map(|o| o.to_lowercase()).collect();
-        let mut ours = vec![
-            qualified(earlier).to_lowercase(),
-            qualified(later).to_lowercase(),
-        ];
-        listed.sort();
-        ours.sort();
-        if listed != ours {
-            return None;
+        match relation.join? {
+            JoinKind::Inner | JoinKind::Left => {}
+            JoinKind::Right if carriers.len() == 2 && partner == root => keep = k,
+            _ => return None,
         }
     }
     names[keep].clone()

@@ -203,6 +203,11 @@ fn try_gap(input: &RuleInput, tokens: &[Token], j: usize, direct: bool) -> Optio
         {
             return None;
         }
+        // A relation is never a select item: `b form {{ ref('x') }}` is a misspelt
+        // `from`, and a comma after `b` would parse as a select without one.
+        if tokens[j..item.end].iter().any(|t| renders_relation(t, sql)) {
+            return None;
+        }
         let item_end = tokens[item.end - 1].range.end;
         (
             "select items",
@@ -226,6 +231,14 @@ fn try_gap(input: &RuleInput, tokens: &[Token], j: usize, direct: bool) -> Optio
         fixed_sql,
         direct,
     })
+}
+
+/// A Jinja expression that renders a relation name: `{{ ref('x') }}`, `{{ source(…) }}`.
+fn renders_relation(token: &Token, sql: &str) -> bool {
+    token.kind == TokenKind::Jinja && {
+        let text = token.text(sql);
+        text.contains("ref(") || text.contains("source(")
+    }
 }
 
 /// When the gap before token `j` separates two CTE definitions — a `)` closing

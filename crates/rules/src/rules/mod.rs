@@ -16,9 +16,12 @@ mod misspelt_ref;
 mod misspelt_source;
 mod renamed_column;
 mod stray_comma;
+mod string_concat;
 mod suggested_name;
+mod syntax_repair;
 mod trailing_comma;
 mod type_mismatch;
+mod unclosed_block;
 mod unclosed_jinja;
 mod undefined_macro;
 pub mod unknown_function;
@@ -39,14 +42,17 @@ pub use misspelt_ref::{misspelt_ref, parse_missing_ref, MissingRef};
 pub use misspelt_source::{misspelt_source, parse_missing_source, MissingSource};
 pub use renamed_column::{rename_kind, renamed_column, RenameKind};
 pub use stray_comma::stray_comma;
+pub use string_concat::{refuses_string_plus, string_concat, STRING_PLUS_PATTERNS};
 pub use suggested_name::{
     parse_unknown_name, suggested_name, NameKind, UnknownName, UnknownNamePattern,
     UNKNOWN_NAME_PATTERNS,
 };
+pub use syntax_repair::{misspelt_keyword, unclosed_case, unclosed_parenthesis};
 pub use trailing_comma::trailing_comma;
 pub use type_mismatch::{
     iso_basic_date, parse_mismatch, type_mismatch, Mismatch, MismatchPattern, MISMATCH_PATTERNS,
 };
+pub use unclosed_block::{parse_unclosed_block, unclosed_block};
 pub use unclosed_jinja::{parse_unclosed_tags, unclosed_jinja, UnclosedTag};
 pub use undefined_macro::{parse_undefined_name, undefined_macro, DBT_BUILTINS};
 pub use unknown_function::{parse_unknown_function, unknown_function};
@@ -125,6 +131,14 @@ pub const RULES: &[Rule] = &[
         apply: ambiguous_column,
     },
     Rule {
+        name: syntax_repair::KEYWORD_NAME,
+        // Before `missing_comma`: `b form {{ ref('x') }}` also parses with a comma after
+        // `b` — as a select without FROM reading a column `form`, which dbt then fails
+        // on. A word one letter from a keyword that makes the model parse is the typo.
+        classes: &[ErrorClass::SqlSyntax],
+        apply: misspelt_keyword,
+    },
+    Rule {
         name: missing_comma::NAME,
         classes: &[ErrorClass::SqlSyntax],
         apply: missing_comma,
@@ -138,6 +152,16 @@ pub const RULES: &[Rule] = &[
         name: stray_comma::NAME,
         classes: &[ErrorClass::SqlSyntax],
         apply: stray_comma,
+    },
+    Rule {
+        name: syntax_repair::PARENTHESIS_NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: unclosed_parenthesis,
+    },
+    Rule {
+        name: syntax_repair::CASE_NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: unclosed_case,
     },
     Rule {
         name: missing_group_by::NAME,
@@ -168,6 +192,12 @@ pub const RULES: &[Rule] = &[
         apply: division_by_zero,
     },
     Rule {
+        name: string_concat::NAME,
+        // Before `type_mismatch`, which leaves two strings alone.
+        classes: &[ErrorClass::TypeMismatch],
+        apply: string_concat,
+    },
+    Rule {
         name: type_mismatch::NAME,
         classes: &[ErrorClass::TypeMismatch],
         apply: type_mismatch,
@@ -190,6 +220,11 @@ pub const RULES: &[Rule] = &[
         name: unclosed_jinja::NAME,
         classes: &[ErrorClass::JinjaCompilation],
         apply: unclosed_jinja,
+    },
+    Rule {
+        name: unclosed_block::NAME,
+        classes: &[ErrorClass::JinjaCompilation],
+        apply: unclosed_block,
     },
 ];
 
@@ -387,9 +422,12 @@ mod tests {
         assert_eq!(
             names(ErrorClass::SqlSyntax),
             vec![
+                "misspelt_keyword",
                 "missing_comma",
                 "trailing_comma",
                 "stray_comma",
+                "unclosed_parenthesis",
+                "unclosed_case",
                 "suggested_name"
             ]
         );
@@ -415,9 +453,12 @@ mod tests {
         assert_eq!(names(ErrorClass::DivisionByZero), vec!["division_by_zero"]);
         assert_eq!(
             names(ErrorClass::JinjaCompilation),
-            vec!["undefined_macro", "unclosed_jinja"]
+            vec!["undefined_macro", "unclosed_jinja", "unclosed_block"]
         );
-        assert_eq!(names(ErrorClass::TypeMismatch), vec!["type_mismatch"]);
+        assert_eq!(
+            names(ErrorClass::TypeMismatch),
+            vec!["string_concat", "type_mismatch"]
+        );
         assert_eq!(names(ErrorClass::RuntimeData), vec!["bad_cast"]);
         assert!(names(ErrorClass::Connection).is_empty());
         assert!(names(ErrorClass::Other).is_empty());
