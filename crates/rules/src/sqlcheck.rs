@@ -68,6 +68,13 @@ pub fn parse_model(text: &str, adapter: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// True when an edit turned a model that parsed into one that does not: a rule's fix
+/// must never do that. (A model that did not parse before says nothing either way:
+/// sqlparser may not know the warehouse's dialect.)
+pub fn breaks_parse(original: &str, fixed: &str, adapter: &str) -> bool {
+    parse_model(original, adapter).is_ok() && parse_model(fixed, adapter).is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

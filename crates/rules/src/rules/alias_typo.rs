@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use crate::rewrite::{apply_edits, Edit};
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::structure::{ctes, from_relations, select_scopes, ClauseKind, SelectScope};
 use crate::tokens::{separated, tokenize, Token, TokenKind};
 use crate::{RuleFix, RuleInput};
@@ -131,7 +131,7 @@ pub fn alias_typo(input: &RuleInput) -> Option<RuleFix> {
     }
     let alias = chosen?;
     let fixed_sql = apply_edits(sql, &edits)?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let places = if edits.len() == 1 {

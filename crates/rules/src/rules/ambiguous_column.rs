@@ -7,7 +7,7 @@ use regex::Regex;
 
 use crate::rewrite::{apply_edits, identifier_occurrences, Edit};
 use crate::segment::segment;
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::structure::{
     from_relations, select_scopes, ClauseKind, FromRelation, JoinKind, SelectScope,
 };
@@ -114,7 +114,7 @@ pub fn ambiguous_column(input: &RuleInput) -> Option<RuleFix> {
     }
     chosen.dedup();
     let fixed_sql = apply_edits(sql, &edits)?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let qualifiers = chosen

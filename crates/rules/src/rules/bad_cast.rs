@@ -320,9 +320,7 @@ pub fn bad_cast(input: &RuleInput) -> Option<RuleFix> {
         _ => return None,
     };
     let fixed_sql = apply_edits(sql, &[edit])?;
-    if sqlcheck::parse_model(sql, input.adapter).is_ok()
-        && sqlcheck::parse_model(&fixed_sql, input.adapter).is_err()
-    {
+    if sqlcheck::breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let type_label = failed

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use crate::error_spot::{locate_echo, parse_echo};
 use crate::rewrite::{apply_edits, Edit};
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::structure::{select_scopes, split_commas, ClauseKind, SelectScope};
 use crate::tokens::{matching_close, tokenize, Token, TokenKind};
 use crate::{RuleFix, RuleInput};
@@ -136,7 +136,7 @@ pub fn missing_group_by(input: &RuleInput) -> Option<RuleFix> {
         }
     };
     let fixed_sql = apply_edits(sql, &[edit])?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let style = if positional {
@@ -573,7 +573,7 @@ fn add_group_by(
         }
     };
     let fixed_sql = apply_edits(sql, &[edit])?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let style = if positional {

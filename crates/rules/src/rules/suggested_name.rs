@@ -26,7 +26,7 @@ use crate::rewrite::{apply_edits, recase_like, Edit};
 use crate::rules::unknown_function::FUNCTION_EQUIVALENTS;
 use crate::segment::{is_ident_byte, segment, SegmentKind};
 use crate::sql_types::written_type_names;
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::tokens::{separated, tokenize, Token, TokenKind};
 use crate::{RuleFix, RuleInput};
 
@@ -343,7 +343,7 @@ pub fn suggested_name(input: &RuleInput) -> Option<RuleFix> {
             replacement: new_name.clone(),
         }],
     )?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let warehouse = warehouse_name(input.adapter);

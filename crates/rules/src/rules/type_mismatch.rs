@@ -340,9 +340,7 @@ pub fn type_mismatch(input: &RuleInput) -> Option<RuleFix> {
         return None;
     };
     let fixed_sql = apply_edits(sql, &plan.edits)?;
-    if sqlcheck::parse_model(sql, input.adapter).is_ok()
-        && sqlcheck::parse_model(&fixed_sql, input.adapter).is_err()
-    {
+    if sqlcheck::breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     Some(RuleFix {

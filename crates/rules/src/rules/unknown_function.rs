@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use crate::rewrite::{apply_edits, Edit};
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::tokens::{matching_close, separated, tokenize, Token, TokenKind};
 use crate::{RuleFix, RuleInput};
 
@@ -429,7 +429,7 @@ pub fn unknown_function(input: &RuleInput) -> Option<RuleFix> {
         }
     }
     let fixed_sql = apply_edits(sql, &edits)?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     // The first call before and after, for the explanation.

@@ -10,7 +10,7 @@
 use crate::column_errors::{hinted_qualifiers, parse_missing_column};
 use crate::relations::{relation_node, same_node};
 use crate::rewrite::{apply_edits, Edit};
-use crate::sqlcheck::parse_model;
+use crate::sqlcheck::breaks_parse;
 use crate::structure::{
     ctes, from_relations, select_scopes, ClauseKind, FromRelation, SelectScope,
 };
@@ -307,7 +307,7 @@ pub fn wrong_alias(input: &RuleInput) -> Option<RuleFix> {
         return None;
     }
     let fixed_sql = apply_edits(sql, &edits)?;
-    if parse_model(sql, input.adapter).is_ok() && parse_model(&fixed_sql, input.adapter).is_err() {
+    if breaks_parse(sql, &fixed_sql, input.adapter) {
         return None;
     }
     let places = if edits.len() == 1 {
