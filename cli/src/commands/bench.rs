@@ -236,32 +236,9 @@ async fn fixer_process(settings: Settings) -> Result<(), BenchError> {
         .map_err(|error| BenchError::System(error.to_string()))
 }
 
-/// Copies a dbt project, leaving out what a run leaves behind (target, logs, packages,
-/// DuckDB files) so the copy starts clean.
+/// Copies a dbt project, leaving out what a run leaves behind.
 fn copy_project(from: &Path, to: &Path) -> Result<(), BenchError> {
-    let io = |what: &str, path: &Path, error: std::io::Error| {
-        BenchError::Setup(format!("cannot {what} {}: {error}", path.display()))
-    };
-    std::fs::create_dir_all(to).map_err(|error| io("create", to, error))?;
-    for entry in std::fs::read_dir(from).map_err(|error| io("read", from, error))? {
-        let entry = entry.map_err(|error| io("list", from, error))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if ["target", "logs", "dbt_packages", ".user.yml"].contains(&name.as_str())
-            || name.contains(".duckdb")
-        {
-            continue;
-        }
-        let file_type = entry
-            .file_type()
-            .map_err(|error| io("stat", &entry.path(), error))?;
-        if file_type.is_dir() {
-            copy_project(&entry.path(), &to.join(&name))?;
-        } else if file_type.is_file() {
-            std::fs::copy(entry.path(), to.join(&name))
-                .map_err(|error| io("copy", &entry.path(), error))?;
-        }
-    }
-    Ok(())
+    super::scratch::copy_project(from, to, &[]).map_err(BenchError::Setup)
 }
 
 /// Runs git in `dir`; its stdout, or an error with its stderr.

@@ -931,25 +931,8 @@ async fn who_fixed(
 }
 
 fn copy_project(from: &Path, to: &Path) -> Result<(), EvalError> {
-    std::fs::create_dir_all(to).map_err(io(format!("cannot create {}", to.display())))?;
-    for entry in std::fs::read_dir(from).map_err(io(format!("cannot read {}", from.display())))? {
-        let entry = entry.map_err(io("cannot list"))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // `.git`: the candidate and accepted projects are copied from the case's repository.
-        if ["target", "logs", "dbt_packages", ".user.yml", ".git"].contains(&name.as_str())
-            || name.contains(".duckdb")
-        {
-            continue;
-        }
-        let file_type = entry.file_type().map_err(io("cannot stat"))?;
-        if file_type.is_dir() {
-            copy_project(&entry.path(), &to.join(&name))?;
-        } else if file_type.is_file() {
-            std::fs::copy(entry.path(), to.join(&name))
-                .map_err(io(format!("cannot copy {name}")))?;
-        }
-    }
-    Ok(())
+    // `.git`: the candidate and accepted projects are copied from the case's repository.
+    super::scratch::copy_project(from, to, &[".git"]).map_err(EvalError::Corpus)
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, EvalError> {

@@ -1,5 +1,5 @@
-//! The scratch repositories `eval` and `bench` build: git with a fixed identity, and dbt
-//! run in a project with its own profiles.yml.
+//! The scratch repositories `eval` and `bench` build: a clean copy of a project, git with
+//! a fixed identity, and dbt run in a project with its own profiles.yml.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,4 +37,33 @@ pub fn run_dbt(dbt: &Path, project: &Path, args: &[&str]) -> Result<(bool, Strin
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     Ok((output.status.success(), text))
+}
+
+/// Copies a dbt project, leaving out what a run leaves behind (target, logs, packages,
+/// DuckDB files) and the names in `also_skip`, so the copy starts clean.
+pub fn copy_project(from: &Path, to: &Path, also_skip: &[&str]) -> Result<(), String> {
+    let failed = |what: &str, path: &Path, error: std::io::Error| {
+        format!("cannot {what} {}: {error}", path.display())
+    };
+    std::fs::create_dir_all(to).map_err(|error| failed("create", to, error))?;
+    for entry in std::fs::read_dir(from).map_err(|error| failed("read", from, error))? {
+        let entry = entry.map_err(|error| failed("list", from, error))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ["target", "logs", "dbt_packages", ".user.yml"].contains(&name.as_str())
+            || also_skip.contains(&name.as_str())
+            || name.contains(".duckdb")
+        {
+            continue;
+        }
+        let file_type = entry
+            .file_type()
+            .map_err(|error| failed("stat", &entry.path(), error))?;
+        if file_type.is_dir() {
+            copy_project(&entry.path(), &to.join(&name), also_skip)?;
+        } else if file_type.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))
+                .map_err(|error| failed("copy", &entry.path(), error))?;
+        }
+    }
+    Ok(())
 }
