@@ -48,6 +48,9 @@ pub struct Bus {
     settings: NatsSettings,
     /// The incidents KV bucket, opened once.
     incidents: Option<IncidentStore>,
+    /// The artifacts object store, opened on first use and kept: opening asks the server
+    /// for the bucket's stream, a round trip each artifact would otherwise pay.
+    artifacts: Arc<ArtifactsStore>,
     /// The server's permission refusals as they arrive. The server answers a refused
     /// publish with an asynchronous `-ERR`, not on the request, so without this a refused
     /// publish is only a timeout.
@@ -56,6 +59,25 @@ pub struct Bus {
     /// and the consumer lag metrics read it.
     consumers: Arc<ConsumerBindings>,
 }
+
+/// The artifacts object store once opened (the client's handle has no `Debug`).
+#[derive(Default)]
+struct ArtifactsStore(tokio::sync::OnceCell<jetstream::object_store::ObjectStore>);
+
+impl std::fmt::Debug for ArtifactsStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ArtifactsStore")
+            .field("opened", &self.0.initialized())
+            .finish()
+    }
+}
+
+/// Room left in an object-store chunk for the message's headers and subject.
+const CHUNK_HEADROOM_BYTES: usize = 8 * 1024;
+/// The chunk size's bounds, whatever the server says its max_payload is.
+const MIN_CHUNK_BYTES: usize = 64 * 1024;
+const MAX_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// How many refusals wait for slow listeners before the oldest are dropped; an operation
 /// only waits for its own, and a burst of refusals is a misconfiguration, not traffic.
@@ -166,6 +188,7 @@ impl Bus {
             subjects: Subjects::new(settings.subject_prefix.clone()),
             settings: settings.clone(),
             incidents: None,
+            artifacts: Arc::default(),
             refusals,
             consumers: Arc::default(),
         };
@@ -360,6 +383,14 @@ impl Bus {
     }
 
     async fn artifacts_store(&self) -> Result<jetstream::object_store::ObjectStore, BusError> {
+        self.artifacts
+            .0
+            .get_or_try_init(|| self.open_artifacts_store())
+            .await
+            .cloned()
+    }
+
+    async fn open_artifacts_store(&self) -> Result<jetstream::object_store::ObjectStore, BusError> {
         let bucket = self.settings.artifacts_bucket.clone();
         let layout_error = |reason: String| BusError::Layout {
             what: format!("object store {bucket}"),
@@ -394,11 +425,24 @@ impl Bus {
     }
 
     /// Stores an artifact in the object store under `name`.
+    #[tracing::instrument(name = "bus.artifact_put", skip_all)]
     pub async fn put_artifact(&self, name: &str, content: &[u8]) -> Result<(), BusError> {
         let store = self.artifacts_store().await?;
         let mut reader = content;
+        // Each chunk is one publish awaiting its ack, so the chunks are as large as a
+        // message may be (the server's max_payload, less room for headers), not the
+        // client's default 128 KB: a 40 MB manifest is 40-odd round trips, not 320.
+        let max_payload = self.client.server_info().max_payload;
+        let chunk_size = max_payload
+            .saturating_sub(CHUNK_HEADROOM_BYTES)
+            .clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES);
+        let meta = jetstream::object_store::ObjectMetadata {
+            name: name.to_owned(),
+            chunk_size: Some(chunk_size),
+            ..Default::default()
+        };
         store
-            .put(name, &mut reader)
+            .put(meta, &mut reader)
             .await
             .map_err(|error| BusError::Artifact {
                 name: name.to_owned(),
@@ -409,6 +453,7 @@ impl Bus {
 
     /// Reads an artifact back from the object store, refusing one over `limit` bytes
     /// ([`BusError::ArtifactTooLarge`], which retrying cannot help).
+    #[tracing::instrument(name = "bus.artifact_get", skip_all)]
     pub async fn get_artifact(&self, name: &str, limit: u64) -> Result<Vec<u8>, BusError> {
         let store = self.artifacts_store().await?;
         let artifact_error = |reason: String| BusError::Artifact {
@@ -502,6 +547,7 @@ impl Bus {
 
     /// Publishes bytes as they are, with the given headers (dead letters, tests of bad
     /// input).
+    #[tracing::instrument(name = "bus.publish", skip_all)]
     pub async fn publish_raw(
         &self,
         subject: &str,

@@ -5,11 +5,14 @@
 //! the record under it doubles as the signature index: the same failure seen again finds
 //! its open incident here instead of opening a second one.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::error::BusError;
 
@@ -179,7 +182,15 @@ pub enum GenerationUpdate {
 pub struct IncidentStore {
     /// The KV bucket.
     store: kv::Store,
+    /// The last record this process read or wrote per incident, with its revision: the
+    /// first guess of a compare-and-set update, which saves the read a handler would
+    /// otherwise repeat right after its own (a wrong guess fails the compare and is read
+    /// again). Never answers a read.
+    last_seen: Arc<Mutex<HashMap<String, (IncidentRecord, u64)>>>,
 }
+
+/// More incidents than a process has in flight: the guesses start over.
+const LAST_SEEN_MAX: usize = 4096;
 
 fn incident_key(incident_id: &str) -> String {
     format!("incident.{incident_id}")
@@ -191,7 +202,34 @@ fn submission_key(submission_id: &str) -> String {
 
 impl IncidentStore {
     pub(crate) fn new(store: kv::Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            last_seen: Arc::default(),
+        }
+    }
+
+    /// The bucket itself, for keys of other kinds that live beside the incidents (the
+    /// detector's per-project index of open incidents).
+    pub fn bucket(&self) -> &kv::Store {
+        &self.store
+    }
+
+    fn remember(&self, incident_id: &str, record: &IncidentRecord, revision: u64) {
+        let mut seen = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= LAST_SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert(incident_id.to_owned(), (record.clone(), revision));
+    }
+
+    fn recalled(&self, incident_id: &str) -> Option<(IncidentRecord, u64)> {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(incident_id)
     }
 
     /// The incident's record, if it exists.
@@ -202,6 +240,7 @@ impl IncidentStore {
             .map(|(record, _)| record))
     }
 
+    #[tracing::instrument(name = "kv.get", skip_all)]
     async fn get_with_revision(
         &self,
         incident_id: &str,
@@ -213,9 +252,11 @@ impl IncidentStore {
             .map_err(|error| BusError::Incidents(error.to_string()))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                let record = serde_json::from_slice(&entry.value).map_err(|error| {
-                    BusError::Incidents(format!("record of {incident_id} is corrupt: {error}"))
-                })?;
+                let record: IncidentRecord =
+                    serde_json::from_slice(&entry.value).map_err(|error| {
+                        BusError::Incidents(format!("record of {incident_id} is corrupt: {error}"))
+                    })?;
+                self.remember(incident_id, &record, entry.revision);
                 Ok(Some((record, entry.revision)))
             }
             _ => Ok(None),
@@ -223,6 +264,7 @@ impl IncidentStore {
     }
 
     /// Stores `record` only if no record exists for its id. Returns false when one did.
+    #[tracing::instrument(name = "kv.create", skip_all)]
     pub async fn create(&self, record: &IncidentRecord) -> Result<bool, BusError> {
         let value =
             serde_json::to_vec(record).map_err(|error| BusError::Incidents(error.to_string()))?;
@@ -259,11 +301,21 @@ impl IncidentStore {
         incident_id: &str,
         mut change: impl FnMut(&mut IncidentRecord) -> bool,
     ) -> Result<Option<IncidentRecord>, BusError> {
+        let mut guess = self.recalled(incident_id);
         for _ in 0..20 {
-            let Some((mut record, revision)) = self.get_with_revision(incident_id).await? else {
+            let guessed = guess.is_some();
+            let known = match guess.take() {
+                Some(known) => Some(known),
+                None => self.get_with_revision(incident_id).await?,
+            };
+            let Some((mut record, revision)) = known else {
                 return Ok(None);
             };
             if !change(&mut record) {
+                // Only the store's own answer may decide that nothing is written.
+                if guessed {
+                    continue;
+                }
                 return Ok(Some(record));
             }
             record.updated_at = now_rfc3339();
@@ -272,9 +324,13 @@ impl IncidentStore {
             match self
                 .store
                 .update(incident_key(incident_id), value.into(), revision)
+                .instrument(tracing::info_span!("kv.update"))
                 .await
             {
-                Ok(_) => return Ok(Some(record)),
+                Ok(revision) => {
+                    self.remember(incident_id, &record, revision);
+                    return Ok(Some(record));
+                }
                 Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
                 Err(error) => return Err(BusError::Incidents(error.to_string())),
             }
@@ -319,6 +375,7 @@ impl IncidentStore {
     }
 
     /// Records what the detector made of a submission.
+    #[tracing::instrument(name = "kv.put", skip_all)]
     pub async fn put_submission(&self, record: &SubmissionRecord) -> Result<(), BusError> {
         let value =
             serde_json::to_vec(record).map_err(|error| BusError::Incidents(error.to_string()))?;

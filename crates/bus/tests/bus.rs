@@ -570,3 +570,78 @@ async fn waiting_for_a_submission_survives_a_server_restart() {
         .expect("the record written after the restart is seen");
     assert_eq!(seen.new_incident_ids, ["inc-1"]);
 }
+
+/// An update starts from the record this process saw last (saving a read), so a record
+/// another process changed since must still be read before anything is decided: the change
+/// lands on the newer record, and a stale guess never declines an update.
+#[tokio::test]
+async fn an_update_after_another_process_wrote_applies_to_the_newer_record() {
+    let (server, bus, _dir) = start().await;
+    let other = Bus::connect(bus.settings()).await.unwrap();
+    let ours = bus.incidents().await.unwrap();
+    let theirs = other.incidents().await.unwrap();
+    assert!(ours.create(&record_at("inc3", 0)).await.unwrap());
+    // We read (and so guess) generation 0, detected.
+    assert!(dbtops_bus::skip_superseded(&bus, &incident_at("inc3", 0))
+        .await
+        .is_none());
+    // The other process reopens the incident: generation 1, with a detail.
+    theirs
+        .update("inc3", |record| {
+            record.generation = 1;
+            record.detail = Some("reopened".into());
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    // Our plain update keeps their change.
+    let updated = ours
+        .update("inc3", |record| record.attempts += 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.generation, 1);
+    assert_eq!(updated.detail.as_deref(), Some("reopened"));
+    assert_eq!(updated.attempts, 1);
+    // They move on again; our guess (generation 1, detected) is stale but would accept.
+    theirs
+        .update("inc3", |record| record.attempts = 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dbtops_bus::advance_incident(
+        &bus,
+        &incident_at("inc3", 1),
+        dbtops_bus::IncidentState::Fixing,
+        |_| {}
+    )
+    .await
+    .unwrap());
+    let record = theirs.get("inc3").await.unwrap().unwrap();
+    assert_eq!(record.attempts, 7);
+    assert_eq!(record.state, dbtops_bus::IncidentState::Fixing);
+    // A stale guess that would decline: we saw generation 1; they reopen to 2. An event of
+    // generation 2 must still move the incident.
+    theirs
+        .update("inc3", |record| {
+            record.generation = 2;
+            record.state = dbtops_bus::IncidentState::Detected;
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dbtops_bus::advance_incident(
+        &bus,
+        &incident_at("inc3", 2),
+        dbtops_bus::IncidentState::Fixing,
+        |_| {}
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        theirs.get("inc3").await.unwrap().unwrap().state,
+        dbtops_bus::IncidentState::Fixing
+    );
+    drop(other);
+    drop(server);
+}

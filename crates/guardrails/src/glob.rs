@@ -3,8 +3,11 @@
 //! Globs are translated into an anchored regular expression; the `regex` crate then does
 //! the matching in linear time, so a hostile pattern or path cannot make a check slow.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 /// How `*` treats the `/` separator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Separator {
     /// Paths: `*` and `?` stay within one segment, `**` crosses segments, and a pattern
     /// that matches a directory also matches everything below it (as in `.gitignore`).
@@ -22,10 +25,36 @@ pub(crate) enum Separator {
 /// A pattern that cannot be compiled matches everything, because these checks refuse or
 /// label, and failing open would be the wrong way round.
 pub(crate) fn glob_matches(pattern: &str, text: &str, separator: Separator) -> bool {
-    match regex::Regex::new(&glob_to_regex(pattern, separator)) {
-        Ok(re) => re.is_match(text),
-        Err(_) => true,
+    match compiled(pattern, separator) {
+        Some(re) => re.is_match(text),
+        None => true,
     }
+}
+
+/// Patterns compiled before, kept: they come from the settings, so there are few, and each
+/// delivery checks the same ones again (compiling costs far more than matching).
+/// `None`: the pattern does not compile.
+fn compiled(pattern: &str, separator: Separator) -> Option<regex::Regex> {
+    /// More distinct patterns than any settings file holds: the cache starts over.
+    const MAX_CACHED: usize = 1024;
+    type Cache = HashMap<(String, Separator), Option<regex::Regex>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let key = (pattern.to_owned(), separator);
+    if let Some(found) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return found.clone();
+    }
+    let made = regex::Regex::new(&glob_to_regex(pattern, separator)).ok();
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(key, made.clone());
+    made
 }
 
 /// Translates a glob into an anchored regular expression.

@@ -12,6 +12,8 @@
 //! dialect reads as a comment another may execute, so the SQL layer runs once per
 //! combination and refuses when any reading finds a forbidden statement.
 
+use std::sync::OnceLock;
+
 use crate::GuardrailError;
 
 /// Statement keywords refused where a statement starts: at the beginning, after `;`, and
@@ -110,6 +112,22 @@ pub fn check_sql_content(fixed_sql: &str, max_bytes: usize) -> Result<(), Guardr
     Ok(())
 }
 
+/// [`SIDE_EFFECTING_JINJA`] compiled once: these case-insensitive patterns take far
+/// longer to compile than to run, and every proposal is checked by three services.
+#[allow(clippy::type_complexity)]
+fn side_effect_patterns() -> &'static [(&'static str, &'static str, Result<regex::Regex, String>)] {
+    static COMPILED: OnceLock<Vec<(&str, &str, Result<regex::Regex, String>)>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        SIDE_EFFECTING_JINJA
+            .iter()
+            .map(|(construct, pattern)| {
+                let compiled = regex::Regex::new(pattern).map_err(|error| error.to_string());
+                (*construct, *pattern, compiled)
+            })
+            .collect()
+    })
+}
+
 /// Side-effecting Jinja constructs: each runs SQL while dbt compiles or runs the model,
 /// outside the model's own query (and `dbt compile` alone executes `run_query`).
 const SIDE_EFFECTING_JINJA: &[(&str, &str)] = &[
@@ -134,10 +152,10 @@ const SIDE_EFFECTING_JINJA: &[(&str, &str)] = &[
 pub fn check_jinja_side_effects(original: &str, fixed: &str) -> Result<(), GuardrailError> {
     let original_code = mask_jinja(original.as_bytes()).code;
     let fixed_code = mask_jinja(fixed.as_bytes()).code;
-    for (construct, pattern) in SIDE_EFFECTING_JINJA {
+    for (construct, pattern, compiled) in side_effect_patterns() {
         // The patterns are constants exercised by the tests; should one ever fail to
         // compile, refusing is the safe answer.
-        let re = regex::Regex::new(pattern).map_err(|error| {
+        let re = compiled.as_ref().map_err(|error| {
             GuardrailError::InvalidPolicy(format!("side-effect pattern {pattern:?}: {error}"))
         })?;
         let original_count = re.find_iter(&original_code).count();

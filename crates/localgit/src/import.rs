@@ -1,4 +1,5 @@
-//! Writing a fix's blobs, trees and commits with one `git fast-import` process.
+//! Writing a fix's blobs, trees and commits with one `git fast-import` process: how a
+//! SHA-256 repository gets them (a SHA-1 one's are written in-process, `crate::loose`).
 //!
 //! fast-import builds each commit's tree from its parent's with the files replaced (no
 //! index, temporary or otherwise), stores every object, and reports the commits' ids

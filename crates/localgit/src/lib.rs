@@ -5,15 +5,19 @@
 //! drives the `git` executable (plumbing commands only) and is synchronous; async callers
 //! use `tokio::task::spawn_blocking`.
 //!
-//! A delivery costs five git processes (`rev-parse` to open, then `symbolic-ref`,
-//! `cat-file --batch`, `fast-import` and `update-ref`; `tests/process_count.rs` holds the
-//! figure): each process start costs milliseconds, far more than the work inside.
+//! A delivery costs three git processes (`rev-parse` to open, `cat-file --batch` for
+//! every read, `update-ref` to create the branch), two when a [`RepoCache`] knows the
+//! repository already; `tests/process_count.rs` holds the figures. Each process start
+//! costs milliseconds, far more than the work inside, so the objects are written in this
+//! process and `HEAD` is read from its file.
 //!
 //! Module layout:
-//! - `repo`: [`LocalRepo`], [`BranchCommit`], [`CommittedBranch`];
+//! - `repo`: [`LocalRepo`], [`RepoCache`], [`BranchCommit`], [`CommittedBranch`];
 //! - `git`: running `git` with a scrubbed environment, hooks disabled, no prompts;
 //! - `objects`: every read through one `git cat-file --batch` process;
-//! - `import`: every object a fix writes through one `git fast-import` process;
+//! - `loose`: a fix's blobs, trees and commits written as loose objects (SHA-1
+//!   repositories);
+//! - `import`: the same through one `git fast-import` process (SHA-256 repositories);
 //! - `error`: [`LocalGitError`].
 //!
 //! Invariants: the user's work tree, index, `HEAD` and checked-out branch are never
@@ -25,8 +29,9 @@
 mod error;
 mod git;
 mod import;
+mod loose;
 mod objects;
 mod repo;
 
 pub use error::LocalGitError;
-pub use repo::{BranchCommit, CommittedBranch, FileReplacement, LocalRepo};
+pub use repo::{BranchCommit, CommittedBranch, FileReplacement, LocalRepo, RepoCache};

@@ -9,6 +9,7 @@ use dbtops_guardrails::{
 
 use crate::git::Git;
 use crate::import::{import_commits, FileChange, Ident, ImportCommit};
+use crate::loose::LooseWriter;
 use crate::objects::{is_object_id, ObjectReader, ResolvedCommit, TreeEntry};
 use crate::LocalGitError;
 
@@ -28,8 +29,49 @@ pub struct LocalRepo {
     /// turned into paths inside the repository by stripping a prefix.
     root: PathBuf,
     /// The git directory shared by all worktrees (`.git` of the main one), canonicalised:
-    /// where merge-request descriptions live. Read with the root, in the same process.
+    /// where merge-request descriptions live and objects are written. Read with the root,
+    /// in the same process.
     common_dir: PathBuf,
+    /// This work tree's own git directory (a linked worktree's differs from the common
+    /// one): where its `HEAD` is.
+    git_dir: PathBuf,
+    /// Whether object ids are SHA-1, which [`LooseWriter`] writes; a SHA-256 repository's
+    /// objects go through `git fast-import`.
+    sha1_objects: bool,
+}
+
+/// Repositories opened before, by the path they were opened with: a delivery process
+/// opens the same few repositories over and over, and each `git rev-parse` costs a process
+/// start. A repository is opened again when its directories are gone.
+#[derive(Debug, Default)]
+pub struct RepoCache {
+    opened: std::sync::Mutex<std::collections::HashMap<PathBuf, LocalRepo>>,
+}
+
+impl RepoCache {
+    /// More paths than one delivery process serves: the cache starts over.
+    const MAX_REPOSITORIES: usize = 256;
+
+    /// [`LocalRepo::open`], or the repository opened before from `path`.
+    pub fn open(&self, path: &Path) -> Result<LocalRepo, LocalGitError> {
+        let known: Option<LocalRepo> = self.opened().get(path).cloned();
+        if let Some(repo) = known.filter(LocalRepo::still_there) {
+            return Ok(repo);
+        }
+        let repo = LocalRepo::open(path)?;
+        let mut map = self.opened();
+        if map.len() >= Self::MAX_REPOSITORIES {
+            map.clear();
+        }
+        map.insert(path.to_path_buf(), repo.clone());
+        Ok(repo)
+    }
+
+    fn opened(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, LocalRepo>> {
+        self.opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What to commit, and where.
@@ -84,9 +126,10 @@ pub struct CommittedBranch {
 impl LocalRepo {
     /// Opens the repository whose work tree contains `path` (a directory or a file).
     ///
-    /// One `git rev-parse` finds the work tree's root and the common git directory (where
-    /// [`LocalRepo::write_description`] writes). Nothing is cached between calls: opening
-    /// again is how a caller sees a repository that moved or changed shape.
+    /// One `git rev-parse` finds the work tree's root, the common git directory (where
+    /// [`LocalRepo::write_description`] writes), this work tree's git directory and the
+    /// object format. Nothing is cached between calls: opening again is how a caller sees
+    /// a repository that moved or changed shape ([`RepoCache`] keeps what it opened).
     pub fn open(path: &Path) -> Result<Self, LocalGitError> {
         let dir = if path.is_dir() {
             path
@@ -98,7 +141,13 @@ impl LocalRepo {
             path: dir.to_path_buf(),
             source,
         })?;
-        let command = Git::new(dir).args(["rev-parse", "--show-toplevel", "--git-common-dir"]);
+        let command = Git::new(dir).args([
+            "rev-parse",
+            "--show-toplevel",
+            "--git-common-dir",
+            "--absolute-git-dir",
+            "--show-object-format",
+        ]);
         let output = command.output()?;
         if !output.status.success() {
             return Err(LocalGitError::NotARepository {
@@ -108,7 +157,13 @@ impl LocalRepo {
         }
         let text = command.text(&output)?;
         let mut lines = text.lines();
-        let (Some(top), Some(common), None) = (lines.next(), lines.next(), lines.next()) else {
+        let (Some(top), Some(common), Some(git_dir), Some(format), None) = (
+            lines.next(),
+            lines.next(),
+            lines.next(),
+            lines.next(),
+            lines.next(),
+        ) else {
             return Err(command.unexpected(&text));
         };
         let canonical = |path: PathBuf| {
@@ -117,7 +172,19 @@ impl LocalRepo {
         let root = canonical(PathBuf::from(top))?;
         // Printed relative to the directory git ran in, unless it is elsewhere.
         let common_dir = canonical(dir.join(common))?;
-        Ok(Self { root, common_dir })
+        let git_dir = canonical(PathBuf::from(git_dir))?;
+        Ok(Self {
+            root,
+            common_dir,
+            git_dir,
+            sha1_objects: format == "sha1",
+        })
+    }
+
+    /// Whether the directories this repository was opened with are still there: what
+    /// [`RepoCache`] checks before it hands out a repository it opened before.
+    fn still_there(&self) -> bool {
+        self.root.is_dir() && self.common_dir.join("objects").is_dir() && self.git_dir.is_dir()
     }
 
     /// The root of the work tree.
@@ -159,7 +226,14 @@ impl LocalRepo {
     }
 
     /// The checked-out branch, or `None` when `HEAD` is detached.
+    ///
+    /// Read from the `HEAD` file where it is the plain file of the files ref backend
+    /// (`ref: <ref>` or an object id); otherwise — a reftable repository's placeholder, a
+    /// symbolic link, anything else — `git symbolic-ref` answers.
     pub fn current_branch(&self) -> Result<Option<String>, LocalGitError> {
+        if let Some(answer) = self.head_from_file() {
+            return Ok(answer);
+        }
         let command = self.git().args(["symbolic-ref", "--quiet", "HEAD"]);
         let output = command.output()?;
         match output.status.code() {
@@ -176,6 +250,30 @@ impl LocalRepo {
             Some(1) => Ok(None),
             _ => Err(command.failed(&output)),
         }
+    }
+
+    /// `HEAD` read as the files backend writes it: `Some(Some(branch))`, `Some(None)` when
+    /// detached, `None` when the file is not in that form and git must be asked.
+    fn head_from_file(&self) -> Option<Option<String>> {
+        let head = self.git_dir.join("HEAD");
+        if !std::fs::symlink_metadata(&head).ok()?.file_type().is_file() {
+            return None;
+        }
+        let text = std::fs::read_to_string(&head).ok()?;
+        let text = text.strip_suffix('\n')?;
+        if let Some(reference) = text.strip_prefix("ref: ") {
+            // The reftable backend keeps this placeholder; the real HEAD is in the table.
+            if reference == "refs/heads/.invalid" || !reference.starts_with("refs/") {
+                return None;
+            }
+            return Some(Some(
+                reference
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(reference)
+                    .to_owned(),
+            ));
+        }
+        is_object_id(text).then_some(None)
     }
 
     /// The commit `HEAD` points at.
@@ -246,14 +344,15 @@ impl LocalRepo {
     /// Creates `branch` pointing at a new commit whose parent is `base_commit` and whose
     /// tree is the base's tree with `path_in_repo` replaced by `content` (file mode kept).
     ///
-    /// Four git processes, plumbing only: `symbolic-ref` (the checked-out branch, which is
-    /// refused), one `cat-file --batch` for every read (the base, the trees down to each
-    /// file, the files as they are, an existing branch's tip), one `fast-import` that
-    /// writes the blobs, trees and commits without touching any ref or index (it runs
-    /// `unpack-objects` itself to store so few objects loose, as git does by default), then
+    /// Two git processes, plumbing only: one `cat-file --batch` for every read (the base,
+    /// the trees down to each file, the files as they are, an existing branch's tip), then
     /// `update-ref refs/heads/<branch> <new> <zero-oid>`, which creates the branch
-    /// atomically and fails if it exists. A branch that exists already costs a
-    /// `for-each-ref` instead of the writes. The work tree, the index, `HEAD` and the
+    /// atomically and fails if it exists. The blobs, trees and commits are written
+    /// in-process as loose objects (a SHA-256 repository's through one `fast-import`,
+    /// which touches no ref or index); the checked-out branch, which is refused, is read
+    /// from `HEAD` (or asked of `symbolic-ref` where that is not a plain file). A branch
+    /// that exists already costs a `for-each-ref` instead of the writes. The work tree,
+    /// the index, `HEAD` and the
     /// current branch are never changed; repository hooks do not run.
     ///
     /// Idempotent: when the branch already exists and its tip has exactly `content` at the
@@ -395,7 +494,17 @@ impl LocalRepo {
             message: &message,
             files,
         });
-        let commit = import_commits(&self.root, &reference, &base.oid, &ident, &commits)?;
+        let commit = if self.sha1_objects {
+            LooseWriter::new(&self.common_dir).write_commits(
+                &mut objects,
+                &base.oid,
+                &base.tree,
+                &ident,
+                &commits,
+            )?
+        } else {
+            import_commits(&self.root, &reference, &base.oid, &ident, &commits)?
+        };
 
         // The all-zero old value makes update-ref create the ref or fail: never overwrite.
         let zero = "0".repeat(base.oid.len());
@@ -539,8 +648,8 @@ fn commit_ident<'a>(name: &'a str, email: &'a str) -> Result<Ident<'a>, LocalGit
 }
 
 /// git's `strbuf_addstr_without_crud` (ident.c): ASCII control characters, spaces and
-/// `,:;<>"\'` are dropped from both ends. fast-import writes identities as given, so the
-/// stripping `commit-tree` did is done here.
+/// `,:;<>"\'` are dropped from both ends. The objects are written with identities as
+/// given, so the stripping `commit-tree` did is done here.
 fn without_crud(value: &str) -> &str {
     value.trim_matches(|c: char| {
         u32::from(c) <= 32 || matches!(c, ',' | ':' | ';' | '<' | '>' | '"' | '\\' | '\'')

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use common::{git, request, Fixture, TestResult, FIXED, MODEL, ORIGINAL};
 use dbtops_guardrails::{GuardrailError, ProtectedReason};
-use dbtops_localgit::{LocalGitError, LocalRepo};
+use dbtops_localgit::{FileReplacement, LocalGitError, LocalRepo};
 
 const BRANCH: &str = "dbt-ops/fix/stg_orders/3f2a9c1e";
 
@@ -803,5 +803,179 @@ fn a_path_with_spaces_quotes_and_accents_is_replaced_in_place() -> TestResult {
         git(root, &["diff", "--name-only", "-z", &base, BRANCH])?,
         format!("{odd}\0")
     );
+    Ok(())
+}
+
+/// The tree git itself makes of `base` with `files` replaced: read into a scratch index,
+/// the new contents hashed in, the index written out. Nothing of it touches the work tree.
+fn tree_git_would_write(
+    root: &Path,
+    base: &str,
+    files: &[(&str, &str, &str)],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let scratch = tempfile::tempdir()?;
+    let index = scratch.path().join("index");
+    let with_index = |args: &[&str]| -> Result<String, Box<dyn std::error::Error>> {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()?;
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+    };
+    with_index(&["read-tree", base])?;
+    for (path, mode, content) in files {
+        let blob_file = scratch.path().join("blob");
+        std::fs::write(&blob_file, content)?;
+        let blob = with_index(&["hash-object", "-w", blob_file.to_str().ok_or("path")?])?;
+        with_index(&[
+            "update-index",
+            "--cacheinfo",
+            &format!("{mode},{blob},{path}"),
+        ])?;
+    }
+    with_index(&["write-tree"])
+}
+
+#[test]
+fn the_objects_written_in_process_are_the_ones_git_would_write_and_pass_fsck() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    let repo = LocalRepo::open(root)?;
+    let failing = ORIGINAL.replace("order_id", "ordr_id");
+    let fixed = failing.replace("custmer_id", "customer_id");
+    let exec_model = "analytics/models/marts/exec_model.sql";
+    let mut req = request("dbt-ops/fix/stg_orders/f5c0ffee", &base, MODEL, &fixed);
+    req.also_replace = vec![FileReplacement {
+        path_in_repo: exec_model.into(),
+        content: "select 2 as x\n".into(),
+    }];
+    let committed = repo.commit_to_new_branch_over(&req, &failing)?;
+
+    // git checks every object it can reach, strictly.
+    git(root, &["fsck", "--strict", "--no-dangling"])?;
+    // Two commits: the failing snapshot, then the fix; each tree exactly git's.
+    let tip = committed.commit_sha.as_str();
+    let snapshot = git(root, &["rev-parse", &format!("{tip}^")])?;
+    assert_eq!(git(root, &["rev-parse", &format!("{tip}^^")])?.trim(), base);
+    assert_eq!(
+        git(
+            root,
+            &["rev-parse", &format!("{}^{{tree}}", snapshot.trim())]
+        )?
+        .trim(),
+        tree_git_would_write(root, &base, &[(MODEL, "100644", &failing)])?
+    );
+    assert_eq!(
+        git(root, &["rev-parse", &format!("{tip}^{{tree}}")])?.trim(),
+        tree_git_would_write(
+            root,
+            &base,
+            &[
+                (MODEL, "100644", &fixed),
+                (exec_model, "100755", "select 2 as x\n")
+            ]
+        )?
+    );
+    // The commit reads as git writes one: author, committer, the message as given.
+    let log = git(root, &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%B", tip])?;
+    assert!(
+        log.starts_with("dbt-ops <dbt-ops@example.invalid>|dbt-ops <dbt-ops@example.invalid>|fix(stg_orders): custmer_id -> customer_id\n\nIncident 3f2a9c1e."),
+        "{log}"
+    );
+    assert_eq!(git(root, &["show", &format!("{tip}:{MODEL}")])?, fixed);
+    // Loose objects are read-only, as git leaves them.
+    let blob = git(root, &["rev-parse", &format!("{tip}:{MODEL}")])?;
+    let blob = blob.trim();
+    let stored = root.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&stored)?.permissions().mode() & 0o777,
+            0o444
+        );
+    }
+    // Nothing outside the new branch moved.
+    assert_eq!(fixture.head()?, base);
+    assert_eq!(git(root, &["status", "--porcelain"])?, "");
+    Ok(())
+}
+
+#[test]
+fn a_sha256_repository_gets_the_same_fix_through_fast_import() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    git(
+        root,
+        &["init", "-q", "-b", "main", "--object-format=sha256", "."],
+    )?;
+    std::fs::create_dir_all(root.join("analytics/models/staging"))?;
+    std::fs::write(root.join("analytics/dbt_project.yml"), "name: analytics\n")?;
+    std::fs::write(root.join(MODEL), ORIGINAL)?;
+    git(root, &["add", "-A"])?;
+    git(root, &["commit", "-q", "-m", "initial"])?;
+    let base = git(root, &["rev-parse", "HEAD"])?.trim().to_owned();
+    assert_eq!(base.len(), 64);
+    let repo = LocalRepo::open(root)?;
+    let committed = repo.commit_to_new_branch(&request(
+        "dbt-ops/fix/stg_orders/5a256000",
+        &base,
+        MODEL,
+        FIXED,
+    ))?;
+    assert_eq!(committed.commit_sha.len(), 64);
+    git(root, &["fsck", "--strict", "--no-dangling"])?;
+    assert_eq!(
+        git(
+            root,
+            &["show", &format!("{}:{MODEL}", committed.commit_sha)]
+        )?,
+        FIXED
+    );
+    assert_eq!(
+        git(root, &["rev-parse", &format!("{}^", committed.commit_sha)])?.trim(),
+        base
+    );
+    Ok(())
+}
+
+#[test]
+fn the_checked_out_branch_is_read_from_head_in_a_linked_worktree_and_refused() -> TestResult {
+    let fixture = Fixture::new()?;
+    let root = fixture.root();
+    let base = fixture.head()?;
+    let linked = tempfile::tempdir()?;
+    let linked_dir = linked.path().join("wt");
+    let branch = "dbt-ops/fix/stg_orders/0c0c0c0c";
+    git(
+        root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            branch,
+            linked_dir.to_str().ok_or("path")?,
+        ],
+    )?;
+    let repo = LocalRepo::open(&linked_dir)?;
+    assert_eq!(repo.current_branch()?.as_deref(), Some(branch));
+    assert_eq!(
+        LocalRepo::open(root)?.current_branch()?.as_deref(),
+        Some("main")
+    );
+    // Detached: no branch.
+    git(root, &["checkout", "-q", "--detach"])?;
+    assert_eq!(LocalRepo::open(root)?.current_branch()?, None);
+    // The linked worktree's own branch is refused before anything is written.
+    let error = repo
+        .commit_to_new_branch(&request(branch, &base, MODEL, FIXED))
+        .expect_err("the checked-out branch must be refused");
+    assert!(error.to_string().contains(branch), "{error}");
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! How many git processes a delivery runs: the figure this crate was made cheap for
-//! (sixteen before reads went through one `cat-file --batch` and writes through one
-//! `fast-import`), held here so that it does not creep back up.
+//! (sixteen before reads went through one `cat-file --batch`, six while writes went
+//! through `fast-import`; three since the objects are written in-process and `HEAD` is
+//! read from its file; two with a [`RepoCache`]), held here so that it does not creep
+//! back up.
 //!
 //! Every git process started while `GIT_TRACE2_EVENT` names a directory writes its own
-//! event file there — fast-import's own `unpack-objects` child included — so the files
-//! count the processes. Its own test binary with a single test, because it changes the
+//! event file there — a child such as fast-import's `unpack-objects` included — so the
+//! files count the processes. Its own test binary with a single test, because it changes the
 //! process environment, which must not race with other tests reading it.
 
 mod common;
@@ -12,25 +14,28 @@ mod common;
 use std::path::Path;
 
 use common::{request, Fixture, TestResult, FIXED, ORIGINAL};
-use dbtops_localgit::{FileReplacement, LocalGitError, LocalRepo};
+use dbtops_localgit::{FileReplacement, LocalGitError, LocalRepo, RepoCache};
 
 const BRANCH: &str = "dbt-ops/fix/stg_orders/3f2a9c1e";
+const OTHER_BRANCH: &str = "dbt-ops/fix/stg_orders/77aa0011";
 const PROJECT_MODEL: &str = "models/staging/stg_orders.sql";
 
 /// What a delivery does with a repository (services/delivery `deliver_local_git`): open it
 /// from the project directory, address the model, commit over the file the run failed on,
 /// write the description.
 fn deliver(
+    repos: &RepoCache,
+    branch: &str,
     project: &Path,
     base: &str,
     content: &str,
     failing: &str,
 ) -> Result<bool, LocalGitError> {
-    let repo = LocalRepo::open(project)?;
+    let repo = repos.open(project)?;
     let path = repo.path_in_repo(project, PROJECT_MODEL)?;
     let committed =
-        repo.commit_to_new_branch_over(&request(BRANCH, base, &path, content), failing)?;
-    repo.write_description(BRANCH, "# Fix stg_orders\n")?;
+        repo.commit_to_new_branch_over(&request(branch, base, &path, content), failing)?;
+    repo.write_description(branch, "# Fix stg_orders\n")?;
     Ok(committed.already_existed)
 }
 
@@ -58,7 +63,7 @@ fn traced<T>(work: impl FnOnce() -> T) -> Result<(T, Vec<String>), Box<dyn std::
 }
 
 #[test]
-fn a_delivery_runs_at_most_six_git_processes() -> TestResult {
+fn a_delivery_runs_three_git_processes_and_two_once_the_repository_is_known() -> TestResult {
     // Neither the machine's configuration (e.g. fastimport.unpackLimit, trace2 targets)
     // nor its identity may change the count. Sound only because this binary runs no other
     // test that could read the environment concurrently.
@@ -68,24 +73,32 @@ fn a_delivery_runs_at_most_six_git_processes() -> TestResult {
     let project = fixture.project();
     let base = fixture.head()?;
 
-    // A fresh branch: rev-parse (open), symbolic-ref, cat-file, fast-import and its
-    // unpack-objects, update-ref. The description needs no git.
-    let (existed, processes) = traced(|| deliver(&project, &base, FIXED, ORIGINAL))?;
+    // A fresh branch: rev-parse (open), cat-file (every read), update-ref (the branch).
+    // The objects, HEAD and the description need no git.
+    let repos = RepoCache::default();
+    let (existed, processes) =
+        traced(|| deliver(&repos, BRANCH, &project, &base, FIXED, ORIGINAL))?;
     assert!(!existed?);
-    assert!(
-        processes.iter().any(|name| name == "fast-import"),
-        "no trace events: {processes:?}"
-    );
-    assert!(processes.len() <= 6, "{processes:?}");
+    assert_eq!(processes, ["cat-file", "rev-parse", "update-ref"]);
 
-    // The same message again: nothing is written, and the branch is confirmed exactly.
-    let (existed, processes) = traced(|| deliver(&project, &base, FIXED, ORIGINAL))?;
+    // The same message again: nothing is written, and the branch is confirmed exactly
+    // (cat-file, then rev-parse of the branch); the repository is known by now.
+    let (existed, processes) =
+        traced(|| deliver(&repos, BRANCH, &project, &base, FIXED, ORIGINAL))?;
     assert!(existed?);
-    assert!(processes.len() <= 4, "{processes:?}");
+    assert!(processes.len() <= 2, "{processes:?}");
     assert!(
-        !processes.iter().any(|name| name == "fast-import"),
+        !processes.iter().any(|name| name == "update-ref"),
         "{processes:?}"
     );
+
+    // Another incident's fix in the known repository: cat-file and update-ref only.
+    let (existed, processes) = traced(|| {
+        let fixed = FIXED.replace("select", "select distinct");
+        deliver(&repos, OTHER_BRANCH, &project, &base, &fixed, ORIGINAL)
+    })?;
+    assert!(!existed?);
+    assert_eq!(processes, ["cat-file", "update-ref"]);
 
     // A snapshot of an uncommitted edit and an ancestor model: still one import.
     let other_base = fixture.head()?;
@@ -106,8 +119,7 @@ fn a_delivery_runs_at_most_six_git_processes() -> TestResult {
         repo.commit_to_new_branch_over(&req, &failing)
     })?;
     assert!(!committed?.already_existed);
-    // No open and no description here: symbolic-ref, cat-file, fast-import,
-    // unpack-objects, update-ref.
-    assert!(processes.len() <= 5, "{processes:?}");
+    // No open and no description here: cat-file and update-ref.
+    assert_eq!(processes, ["cat-file", "update-ref"]);
     Ok(())
 }

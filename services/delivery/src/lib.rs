@@ -40,6 +40,7 @@ pub mod owners;
 pub mod webhook;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dbtops_bus::{
@@ -47,7 +48,7 @@ use dbtops_bus::{
     ConsumerSpec, Delivery, IncidentState, Outcome,
 };
 use dbtops_guardrails::BranchPolicy;
-use dbtops_localgit::{BranchCommit, FileReplacement, LocalRepo};
+use dbtops_localgit::{BranchCommit, FileReplacement, RepoCache};
 use dbtops_proto::v1;
 use dbtops_settings::{DeliveryProvider, Settings};
 use tokio::sync::watch;
@@ -55,6 +56,7 @@ use tokio::sync::watch;
 use crate::checks::{CheckedFix, Checkout};
 use crate::forge::{ChangeRequest, FileChange, Forge, ForgeError};
 use crate::owners::OwnersMap;
+use tracing::Instrument;
 
 /// The service's name: its durable consumer and dead-letter subject.
 pub const SERVICE: &str = "delivery";
@@ -102,6 +104,8 @@ pub struct Context {
     pub forge: Option<Forge>,
     /// Who owns which path (empty without `delivery.owners_file`).
     pub owners: OwnersMap,
+    /// Local repositories opened before (local-git delivery), shared by clones.
+    pub repos: Arc<RepoCache>,
 }
 
 impl Context {
@@ -124,6 +128,7 @@ impl Context {
             settings: settings.clone(),
             forge,
             owners,
+            repos: Arc::default(),
         })
     }
 }
@@ -335,9 +340,13 @@ pub async fn handle_with(bus: &Bus, context: &Context, delivery: Delivery) -> Ou
         DeliveryProvider::LocalGit => {
             let settings = settings.clone();
             let validated = validated.clone();
+            let repos = Arc::clone(&context.repos);
+            let git_span = tracing::info_span!("delivery.local_git");
             tokio::task::spawn_blocking(move || {
+                let _entered = git_span.enter();
                 deliver_local_git(
                     &settings,
+                    &repos,
                     &validated,
                     trace_url.as_deref(),
                     trace_id.as_deref(),
@@ -371,7 +380,11 @@ pub async fn handle_with(bus: &Bus, context: &Context, delivery: Delivery) -> Ou
         abandon_incident(bus, incident, reason, &detail, attempt).await
     };
     let result = match outcome {
-        Ok(delivered) => record_delivery(bus, incident, &model, attempt, delivered).await,
+        Ok(delivered) => {
+            record_delivery(bus, incident, &model, attempt, delivered)
+                .instrument(tracing::info_span!("delivery.record"))
+                .await
+        }
         Err(Failure::Refused(reason)) => abandon("guardrail", reason).await,
         Err(Failure::Failed(reason)) => {
             tracing::error!(message = "Delivery failed; fix the configuration and replay the dead letter.", %reason);
@@ -497,12 +510,13 @@ async fn deliver_to_forge(
 
 fn deliver_local_git(
     settings: &Settings,
+    repos: &RepoCache,
     validated: &v1::FixValidated,
     trace_url: Option<&str>,
     trace_id: Option<&str>,
 ) -> Result<Delivered, Failure> {
-    let CheckedFix { needs_owner_review } =
-        checks::check_fix(settings, validated, Checkout::Required)?;
+    let CheckedFix { needs_owner_review } = tracing::info_span!("delivery.checks")
+        .in_scope(|| checks::check_fix(settings, validated, Checkout::Required))?;
     let default_incident = v1::FailureDetected::default();
     let incident = validated.incident.as_ref().unwrap_or(&default_incident);
     let default_proposal = v1::FixProposal::default();
@@ -523,7 +537,8 @@ fn deliver_local_git(
     } else {
         project_dir.clone()
     };
-    let repo = LocalRepo::open(&repo_hint)
+    let repo = repos
+        .open(&repo_hint)
         .map_err(|error| Failure::Refused(format!("no git repository for the project: {error}")))?;
     let path_in_repo = repo
         .path_in_repo(&project_dir, &proposal.model_path)
@@ -586,17 +601,18 @@ fn deliver_local_git(
         })
         .map(|evidence| evidence.model_sql.as_str())
         .filter(|content| !content.is_empty());
-    let committed = match failing_content {
-        Some(failing) => repo.commit_to_new_branch_over(&request, failing),
-        None => repo.commit_to_new_branch(&request),
-    }
-    .map_err(|error| {
-        if error.is_retryable() {
-            retry(error.to_string())
-        } else {
-            Failure::Refused(error.to_string())
-        }
-    })?;
+    let committed = tracing::info_span!("delivery.commit")
+        .in_scope(|| match failing_content {
+            Some(failing) => repo.commit_to_new_branch_over(&request, failing),
+            None => repo.commit_to_new_branch(&request),
+        })
+        .map_err(|error| {
+            if error.is_retryable() {
+                retry(error.to_string())
+            } else {
+                Failure::Refused(error.to_string())
+            }
+        })?;
     let description_path = repo
         .write_description(&branch, &description)
         .map_err(|error| retry(error.to_string()))?;

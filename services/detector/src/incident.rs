@@ -363,13 +363,9 @@ struct OpenIndex {
 }
 
 impl OpenIndex {
+    /// The bucket the bus opened once (opening it here cost a round trip a submission).
     async fn open(bus: &Bus) -> Result<Self, BusError> {
-        let bucket = &bus.settings().incidents_bucket;
-        let kv = bus
-            .jetstream()
-            .get_key_value(bucket)
-            .await
-            .map_err(|error| BusError::Incidents(format!("KV bucket {bucket}: {error}")))?;
+        let kv = bus.incidents().await?.bucket().clone();
         Ok(Self { kv })
     }
 

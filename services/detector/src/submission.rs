@@ -9,6 +9,7 @@ use dbtops_settings::Settings;
 use prost::Message;
 
 use crate::{artifact_kind, incident, Detector};
+use tracing::Instrument;
 
 /// Why a submission could not be processed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,38 +76,41 @@ async fn process(
             "RunSubmitted without a submission_id".into(),
         ));
     }
-    let (artifacts, unknown_kinds) = fetch_artifacts(bus, detector.settings(), submitted).await?;
+    let (artifacts, unknown_kinds) = fetch_artifacts(bus, detector.settings(), submitted)
+        .instrument(tracing::info_span!("detector.fetch_artifacts"))
+        .await?;
     // Parsing a 40 MB manifest is CPU work: off the async workers.
     let options = detect_options(detector.settings());
-    let detection =
-        tokio::task::spawn_blocking(move || dbtops_artifacts::detect_with(&artifacts, &options))
-            .await
-            .map_err(|error| {
-                if error.is_panic() {
-                    // A panic on this input would repeat on every delivery.
-                    SubmissionError::Reject(format!(
-                        "detection panicked on these artifacts: {error}"
-                    ))
-                } else {
-                    SubmissionError::Retry(format!("the detection task was cancelled: {error}"))
-                }
-            })?
-            .map_err(|error| {
-                let mut reason = format!("cannot read the run's artifacts: {error}");
-                // Unknown kinds are skipped (a newer sender may add kinds); when nothing
-                // usable is left, the reason says what was skipped, not just "none given".
-                if !unknown_kinds.is_empty() {
-                    reason.push_str(&format!(
-                        " (skipped artifacts of unknown kinds: {unknown_kinds:?})"
-                    ));
-                }
-                if error.is_retryable() {
-                    SubmissionError::Retry(reason)
-                } else {
-                    SubmissionError::Reject(reason)
-                }
-            })?;
+    let detect_span = tracing::info_span!("detector.detect");
+    let detection = tokio::task::spawn_blocking(move || {
+        detect_span.in_scope(|| dbtops_artifacts::detect_with(&artifacts, &options))
+    })
+    .await
+    .map_err(|error| {
+        if error.is_panic() {
+            // A panic on this input would repeat on every delivery.
+            SubmissionError::Reject(format!("detection panicked on these artifacts: {error}"))
+        } else {
+            SubmissionError::Retry(format!("the detection task was cancelled: {error}"))
+        }
+    })?
+    .map_err(|error| {
+        let mut reason = format!("cannot read the run's artifacts: {error}");
+        // Unknown kinds are skipped (a newer sender may add kinds); when nothing
+        // usable is left, the reason says what was skipped, not just "none given".
+        if !unknown_kinds.is_empty() {
+            reason.push_str(&format!(
+                " (skipped artifacts of unknown kinds: {unknown_kinds:?})"
+            ));
+        }
+        if error.is_retryable() {
+            SubmissionError::Retry(reason)
+        } else {
+            SubmissionError::Reject(reason)
+        }
+    })?;
     incident::record_detection(bus, detector, submitted, detection)
+        .instrument(tracing::info_span!("detector.record"))
         .await
         .map_err(|error| SubmissionError::Retry(error.to_string()))
 }

@@ -44,6 +44,7 @@ use dbtops_bus::{
 use dbtops_proto::{v1, WireMessage};
 use dbtops_settings::Settings;
 use prost::Message;
+use tracing::Instrument;
 
 pub use strategy::{Drafted, Drafter, ProposalRequest};
 
@@ -270,7 +271,12 @@ async fn attempt(fixer: &Fixer, plan: AttemptPlan, delivered: i64) -> Result<Att
         incident: &plan.incident,
         history: &plan.history,
     };
-    let (proposal, rule_stage) = match fixer.drafter.draft(&request).await {
+    let drafted = fixer
+        .drafter
+        .draft(&request)
+        .instrument(tracing::info_span!("fixer.draft"))
+        .await;
+    let (proposal, rule_stage) = match drafted {
         Drafted::Proposal {
             proposal,
             rule_stage,

@@ -33,7 +33,7 @@ use crate::dbt::{self, DbtError, DbtInvoker, DbtRun};
 use crate::lineage::UpstreamEdits;
 use crate::sqlcheck::{self, SqlVerdict};
 use crate::worker::{self, Lease, WorkerPool, WorkerSpec};
-use crate::workspace::Workspace;
+use crate::workspace::{Trash, Workspace};
 use crate::{checks, ValidationFault, ValidatorError, Verdict};
 
 /// Largest proposal accepted, in bytes.
@@ -157,6 +157,10 @@ impl LadderPlan {
 
 /// The process-wide validators, by a fingerprint of the settings they were made for.
 type SharedValidators = Mutex<Vec<(String, Arc<Validator>)>>;
+/// Per workspace name, its last `partial_parse.msgpack`.
+type PartialParses = Mutex<HashMap<String, Arc<Vec<u8>>>>;
+/// Workspace slots in use: (project, index).
+type Slots = Mutex<HashSet<(String, usize)>>;
 
 /// The validator's long-lived state: settings, the concurrency limit, the warm workers
 /// and each project's last partial-parse file.
@@ -179,11 +183,15 @@ pub struct Validator {
     workers: Option<WorkerPool>,
     /// Per workspace name, its last `partial_parse.msgpack`, seeded into the next
     /// workspace of that name (dbt's parse holds absolute paths: see
-    /// [`Workspace::copy_named`]).
-    partial_parse: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// [`Workspace::copy_named`]). Shared with the background removals, which keep it.
+    partial_parse: Arc<PartialParses>,
     /// Workspace slots in use, per project: two validations of one project at once get
-    /// two directories, and the next validation reuses a free one's name.
-    slots: Mutex<HashSet<(String, usize)>>,
+    /// two directories, and the next validation reuses a free one's name. Shared with the
+    /// background removals, which free a slot once its directory is gone.
+    slots: Arc<Slots>,
+    /// Removals of finished validations' workspaces, running off the verdict's path;
+    /// awaited by [`Validator::wait_for_removals`] so none outlives the service.
+    removals: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Validator {
@@ -214,8 +222,9 @@ impl Validator {
             dbt_program,
             permits: Arc::new(Semaphore::new(concurrency)),
             workers,
-            partial_parse: Mutex::new(HashMap::new()),
-            slots: Mutex::new(HashSet::new()),
+            partial_parse: Arc::new(Mutex::new(HashMap::new())),
+            slots: Arc::new(Mutex::new(HashSet::new())),
+            removals: Mutex::new(Vec::new()),
         })
     }
 
@@ -259,6 +268,23 @@ impl Validator {
         }
     }
 
+    /// Waits until the workspaces of finished validations are removed. A validation
+    /// returns its verdict before its workspace is gone; the service waits here when it
+    /// stops, so no workspace outlives it (a crash leaves them to the next start's sweep).
+    pub async fn wait_for_removals(&self) {
+        loop {
+            let removals = std::mem::take(&mut *lock(&self.removals));
+            if removals.is_empty() {
+                return;
+            }
+            for removal in removals {
+                if let Err(error) = removal.await {
+                    tracing::warn!(message = "A workspace removal failed.", %error);
+                }
+            }
+        }
+    }
+
     /// Runs the ladder for one proposal.
     pub async fn validate(
         &self,
@@ -275,6 +301,7 @@ impl Validator {
         let mut ladder = Ladder::default();
 
         // In-process rungs, before anything is written anywhere.
+        let checks_span = tracing::info_span!("validator.checks").entered();
         let started = Instant::now();
         let model_paths = if project.model_paths.is_empty() {
             vec!["models".to_owned()]
@@ -338,6 +365,7 @@ impl Validator {
             }
         }
 
+        drop(checks_span);
         let _permit = self
             .permits
             .clone()
@@ -367,7 +395,9 @@ impl Validator {
                 None => None,
             }
         };
-        let (workspace, lease) = tokio::join!(copy, checkout);
+        let (workspace, lease) = async { tokio::join!(copy, checkout) }
+            .instrument(tracing::info_span!("validator.workspace"))
+            .await;
         let workspace = workspace
             .map_err(|error| ValidationFault::Retry(format!("the workspace copy failed: {error}")))?
             .map_err(|error| ValidationFault::Retry(error.to_string()))?;
@@ -403,7 +433,8 @@ impl Validator {
             )?;
         }
         let edited_ancestors = UpstreamEdits::of(proposal, evidence).names();
-        self.seed_partial_parse(&slot.workspace_name, workspace.path());
+        tracing::info_span!("validator.seed_parse")
+            .in_scope(|| self.seed_partial_parse(&slot.workspace_name, workspace.path()));
 
         let invoker = DbtInvoker {
             program: self.dbt_program.clone(),
@@ -427,14 +458,30 @@ impl Validator {
                 &edited_ancestors,
             )
             .await;
-        self.remember_partial_parse(&slot.workspace_name, workspace.path());
-        // The worker goes back to the pool before its workspace is removed, and the slot
-        // is free only once the directory is gone.
+        let cleanup_span = tracing::info_span!("validator.cleanup").entered();
+        // The worker goes back to the pool before its workspace is removed.
         drop(session);
-        drop(workspace);
-        drop(slot);
+        let leftover = vacate(workspace, slot);
+        self.remove_in_background(leftover);
+        drop(cleanup_span);
         climbed?;
         Ok(ladder.verdict())
+    }
+
+    /// Keeps a finished workspace's partial-parse file and removes the workspace on the
+    /// blocking pool, so the verdict waits for neither (reading the file, unlinking every
+    /// file of the copy and of dbt's output).
+    fn remove_in_background(&self, leftover: Leftover) {
+        let partial_parse = self.partial_parse.clone();
+        let span = tracing::info_span!("validator.workspace_removal");
+        // Never run (the runtime is shutting down), the closure is dropped with what it
+        // holds, which removes the directory (and then frees a slot still held).
+        let removal = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| leftover.remember_and_remove(&partial_parse));
+        });
+        let mut removals = lock(&self.removals);
+        removals.retain(|removal| !removal.is_finished());
+        removals.push(removal);
     }
 
     /// The dbt rungs, in the workspace; a failure is recorded in `ladder` and ends the
@@ -713,13 +760,7 @@ impl Validator {
     /// when the file does not fit). The user's own `target/` is not used: its parse holds
     /// the user's absolute paths, and dbt would read seeds from there.
     fn seed_partial_parse(&self, workspace_name: &str, workspace: &Path) {
-        let Some(bytes) = self
-            .partial_parse
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(workspace_name)
-            .cloned()
-        else {
+        let Some(bytes) = lock(&self.partial_parse).get(workspace_name).cloned() else {
             return;
         };
         let target = workspace.join(PARTIAL_PARSE_FILE);
@@ -734,8 +775,8 @@ impl Validator {
     }
 
     /// A workspace slot of `project`: the lowest index no running validation of it holds.
-    fn take_slot(&self, project: &str) -> WorkspaceSlot<'_> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+    fn take_slot(&self, project: &str) -> WorkspaceSlot {
+        let mut slots = lock(&self.slots);
         let index = (0..)
             .find(|index| !slots.contains(&(project.to_owned(), *index)))
             .unwrap_or_default();
@@ -743,7 +784,7 @@ impl Validator {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         project.hash(&mut hasher);
         WorkspaceSlot {
-            slots: &self.slots,
+            slots: self.slots.clone(),
             project: project.to_owned(),
             index,
             // The pid keeps two validator processes sharing a workspace root apart.
@@ -755,33 +796,99 @@ impl Validator {
             ),
         }
     }
+}
 
-    /// Keeps the workspace's partial-parse file for the next workspace of its name.
-    fn remember_partial_parse(&self, workspace_name: &str, workspace: &Path) {
-        if let Some(bytes) = read_bounded(&workspace.join(PARTIAL_PARSE_FILE)) {
-            self.partial_parse
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(workspace_name.to_owned(), Arc::new(bytes));
-        }
+/// Keeps the workspace's partial-parse file for the next workspace of its name.
+fn remember_partial_parse(partial_parse: &PartialParses, workspace_name: &str, workspace: &Path) {
+    if let Some(bytes) = read_bounded(&workspace.join(PARTIAL_PARSE_FILE)) {
+        lock(partial_parse).insert(workspace_name.to_owned(), Arc::new(bytes));
     }
 }
 
-/// One project's workspace slot, held for one validation.
-struct WorkspaceSlot<'a> {
-    slots: &'a Mutex<HashSet<(String, usize)>>,
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One project's workspace slot, held for one validation and, after it, until its
+/// workspace directory is gone from the slot's path.
+struct WorkspaceSlot {
+    /// The validator's slots, shared: a background removal frees the slot.
+    slots: Arc<Slots>,
     project: String,
     index: usize,
     /// The workspace directory's name for this slot.
     workspace_name: String,
 }
 
-impl Drop for WorkspaceSlot<'_> {
+impl Drop for WorkspaceSlot {
     fn drop(&mut self) {
-        self.slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(std::mem::take(&mut self.project), self.index));
+        lock(&self.slots).remove(&(std::mem::take(&mut self.project), self.index));
+    }
+}
+
+/// Moves a finished validation's workspace off its slot's path and frees the slot, at
+/// once (a rename): the next validation of the project may take the slot and copy into
+/// that path while the [`Leftover`] is still to be removed. A workspace that cannot be
+/// moved keeps its slot until it is removed in place.
+///
+/// The partial-parse file is read afterwards, from the trash. A next validation of the
+/// same name seeds its workspace only after copying it, so it all but always finds the
+/// file kept; one that does not parses from an older file or from scratch: slower, not
+/// wrong.
+fn vacate(workspace: Workspace, slot: WorkspaceSlot) -> Leftover {
+    let workspace_name = slot.workspace_name.clone();
+    match workspace.vacate() {
+        Ok(trash) => {
+            drop(slot);
+            Leftover::Trash {
+                trash,
+                workspace_name,
+            }
+        }
+        Err(workspace) => Leftover::InPlace { workspace, slot },
+    }
+}
+
+/// What is left of a finished validation for a background removal.
+enum Leftover {
+    /// The workspace, moved off its path; its slot is free.
+    Trash {
+        /// The directory, removed when dropped.
+        trash: Trash,
+        /// The name it had, under which its partial-parse file is kept.
+        workspace_name: String,
+    },
+    /// The workspace could not be moved: it is removed where it is, and only then is the
+    /// slot freed, so the next validation never copies into a directory being removed.
+    InPlace {
+        // Fields drop in order: the workspace (removing it) before the slot.
+        /// The workspace, removed when dropped.
+        workspace: Workspace,
+        /// Its slot, freed when dropped.
+        slot: WorkspaceSlot,
+    },
+}
+
+impl Leftover {
+    /// Keeps the partial-parse file for the next workspace of the same name, then removes
+    /// the directory.
+    fn remember_and_remove(self, partial_parse: &PartialParses) {
+        match self {
+            Self::Trash {
+                trash,
+                workspace_name,
+            } => {
+                remember_partial_parse(partial_parse, &workspace_name, trash.path());
+                if let Err(error) = trash.remove() {
+                    tracing::warn!(message = "Cannot remove a finished workspace.", %error);
+                }
+            }
+            Self::InPlace { workspace, slot } => {
+                remember_partial_parse(partial_parse, &slot.workspace_name, workspace.path());
+                drop(workspace);
+                drop(slot);
+            }
+        }
     }
 }
 
@@ -1167,6 +1274,91 @@ mod tests {
             judge_data("m", Ok(None), Ok(Some(profile(4)))),
             DataJudgement::Unknown(_)
         ));
+    }
+
+    /// A validator whose workspaces go under `root`, and a project to copy.
+    fn validator_and_project(root: &Path) -> (Validator, tempfile::TempDir) {
+        let mut settings = Settings::default();
+        settings.validator.workspace_root = root.display().to_string();
+        settings.validator.worker = false;
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("dbt_project.yml"), "name: p\n").unwrap();
+        (Validator::new(&settings).unwrap(), project)
+    }
+
+    /// A workspace for `slot` with a partial-parse file in it, as dbt leaves one.
+    fn finished_workspace(root: &Path, project: &Path, slot: &WorkspaceSlot) -> Workspace {
+        let workspace =
+            Workspace::copy_named(project, Some(root), Some(&slot.workspace_name)).unwrap();
+        std::fs::create_dir_all(workspace.path().join("target")).unwrap();
+        std::fs::write(workspace.path().join(PARTIAL_PARSE_FILE), b"parse").unwrap();
+        workspace
+    }
+
+    #[test]
+    fn a_finished_workspaces_slot_is_free_only_once_its_path_is_vacated() {
+        let root = tempfile::tempdir().unwrap();
+        let (validator, project) = validator_and_project(root.path());
+        let slot = validator.take_slot("p");
+        let name = slot.workspace_name.clone();
+        let workspace = finished_workspace(root.path(), project.path(), &slot);
+        // Held: another validation of the project gets another directory.
+        assert_eq!(validator.take_slot("p").index, 1);
+
+        let leftover = vacate(workspace, slot);
+        assert!(!root.path().join(&name).exists(), "the path is still taken");
+        let next = validator.take_slot("p");
+        assert_eq!(next.index, 0, "the slot was not freed");
+        assert_eq!(next.workspace_name, name);
+        drop(next);
+        // The trash is still there, and is the background's to remove.
+        let Leftover::Trash { trash, .. } = &leftover else {
+            panic!("a workspace that can be renamed is moved to the trash")
+        };
+        let trash_path = trash.path().to_path_buf();
+        assert!(trash_path.join(PARTIAL_PARSE_FILE).is_file());
+
+        leftover.remember_and_remove(&validator.partial_parse);
+        assert!(!trash_path.exists());
+        assert_eq!(
+            lock(&validator.partial_parse)
+                .get(&name)
+                .map(|bytes| bytes.as_slice()),
+            Some(&b"parse"[..])
+        );
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_workspace_removed_in_place_keeps_its_slot_until_it_is_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let (validator, project) = validator_and_project(root.path());
+        let slot = validator.take_slot("p");
+        let name = slot.workspace_name.clone();
+        let workspace = finished_workspace(root.path(), project.path(), &slot);
+        let leftover = Leftover::InPlace { workspace, slot };
+        assert_eq!(validator.take_slot("p").index, 1);
+        leftover.remember_and_remove(&validator.partial_parse);
+        assert!(!root.path().join(&name).exists());
+        assert_eq!(validator.take_slot("p").index, 0);
+        assert!(lock(&validator.partial_parse).contains_key(&name));
+    }
+
+    #[tokio::test]
+    async fn a_background_removal_ends_before_wait_for_removals_returns() {
+        let root = tempfile::tempdir().unwrap();
+        let (validator, project) = validator_and_project(root.path());
+        for _ in 0..3 {
+            let slot = validator.take_slot("p");
+            let workspace = finished_workspace(root.path(), project.path(), &slot);
+            // Same slot every time: each vacates its path before the next takes it.
+            assert_eq!(slot.index, 0);
+            validator.remove_in_background(vacate(workspace, slot));
+        }
+        validator.wait_for_removals().await;
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+        assert!(lock(&validator.removals).is_empty());
+        assert_eq!(lock(&validator.partial_parse).len(), 1);
     }
 
     #[test]

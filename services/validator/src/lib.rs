@@ -92,6 +92,9 @@ pub async fn run(
     )
     .await;
     validator.shutdown();
+    // Verdicts go out before their workspaces are removed: the removals end here, not
+    // with the process.
+    validator.wait_for_removals().await;
     consumed?;
     Ok(())
 }

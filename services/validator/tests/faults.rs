@@ -161,6 +161,7 @@ async fn a_hung_dbt_is_killed_with_its_process_group_and_the_attempt_fails_with_
             Vec::<u32>::new(),
             "dbt left running"
         );
+        validator.wait_for_removals().await;
         assert!(entries(root.path()).is_empty(), "workspaces left behind");
     }
 }
@@ -184,13 +185,14 @@ async fn dbt_missing_or_a_broken_profile_is_a_retry_not_a_failure() {
     let mut missing = settings(root.path());
     missing.validator.dbt_bin = "/nonexistent/bin/dbt".into();
     missing.validator.python = "/nonexistent/bin/python3".into();
+    let validator = Validator::new(&missing).unwrap();
     let reason = retry_reason(
-        Validator::new(&missing)
-            .unwrap()
+        validator
             .validate(&incident.detected, &incident.model, &fix)
             .await,
     );
     assert!(reason.contains("cannot run dbt"), "{reason}");
+    validator.wait_for_removals().await;
 
     // A profiles.yml that does not parse, through the warm worker.
     let profiles = tempfile::tempdir().unwrap();
@@ -201,25 +203,27 @@ async fn dbt_missing_or_a_broken_profile_is_a_retry_not_a_failure() {
     .unwrap();
     let mut broken = settings(root.path());
     broken.validator.profiles_dir = profiles.path().display().to_string();
+    let validator = Validator::new(&broken).unwrap();
     let reason = retry_reason(
-        Validator::new(&broken)
-            .unwrap()
+        validator
             .validate(&incident.detected, &incident.model, &fix)
             .await,
     );
     assert!(reason.contains("profiles.yml"), "{reason}");
+    validator.wait_for_removals().await;
 
     // A target the profile does not have, through subprocesses.
     let mut no_target = settings(root.path());
     no_target.validator.target = "nope".into();
     no_target.validator.worker = false;
+    let validator = Validator::new(&no_target).unwrap();
     let reason = retry_reason(
-        Validator::new(&no_target)
-            .unwrap()
+        validator
             .validate(&incident.detected, &incident.model, &fix)
             .await,
     );
     assert!(reason.contains("does not have a target named"), "{reason}");
+    validator.wait_for_removals().await;
     assert!(entries(root.path()).is_empty(), "workspaces left behind");
 }
 

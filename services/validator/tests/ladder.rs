@@ -100,6 +100,11 @@ async fn a_correct_fix_climbs_every_rung_in_a_warm_worker() {
     );
 
     assert_eq!(project.snapshot(), before, "the user's project changed");
+    // The verdict comes before the workspace's removal ends.
+    Validator::shared(&settings)
+        .unwrap()
+        .wait_for_removals()
+        .await;
     assert!(entries(root.path()).is_empty(), "workspaces left behind");
     Validator::shared(&settings).unwrap().shutdown();
 }
@@ -374,6 +379,9 @@ async fn the_users_project_is_byte_identical_after_any_validation() {
         );
         assert_eq!(project.snapshot(), before, "the user's project changed");
     }
+    for validator in [&warm, &cold] {
+        validator.wait_for_removals().await;
+    }
     assert!(entries(root.path()).is_empty(), "workspaces left behind");
 }
 
@@ -425,6 +433,7 @@ async fn two_validations_of_the_same_project_at_once_do_not_interfere() {
     assert_ne!(pid_of(&good_steps), pid_of(&bad_steps));
     assert_eq!(validator.workers().unwrap().idle_pids().len(), 2);
     assert_eq!(project.snapshot(), before);
+    validator.wait_for_removals().await;
     assert!(entries(root.path()).is_empty(), "workspaces left behind");
 }
 

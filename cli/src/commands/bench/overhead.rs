@@ -16,6 +16,12 @@
 //! the hops add up to the overhead exactly; and into what passed inside the handler spans
 //! (their publishes' acks included) and what passed between them (deliveries, pulls).
 //!
+//! Beside the hops, every span name of the incidents' traces gets a row (its count and its
+//! summed time per incident, the largest median first): the bus's publishes and KV reads
+//! and writes, each service's steps (`detector.fetch_artifacts`, `fixer.draft`,
+//! `validator.workspace`, `delivery.commit`, …). Spans nest, so the rows do not add up;
+//! they say where the time inside the handlers goes.
+//!
 //! The bus's floor — one publish awaiting JetStream's ack, on the same server, through
 //! the same client code — is sampled between incidents, so both figures see the same
 //! machine at the same moments.
@@ -176,6 +182,17 @@ pub struct StageStat {
     pub ms: Stat,
 }
 
+/// One span name's time, over the delivered incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanStat {
+    /// The span's name.
+    pub name: String,
+    /// How many such spans an incident had, on average.
+    pub per_incident: f64,
+    /// Their summed milliseconds per incident (an incident without one counts 0).
+    pub ms: Stat,
+}
+
 /// What `bench overhead` measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverheadReport {
@@ -215,6 +232,10 @@ pub struct OverheadReport {
     /// The overhead by hop (start to start), then split into inside and between the
     /// handlers.
     pub stages: Vec<StageStat>,
+    /// Every span name of the incidents' traces, the most time first: where the time
+    /// inside the handlers goes. Spans nest, so these do not add up.
+    #[serde(default)]
+    pub spans: Vec<SpanStat>,
     /// One publish awaiting JetStream's ack, on the same server, sampled between
     /// incidents.
     pub floor_ms: Stat,
@@ -295,6 +316,18 @@ impl OverheadReport {
             &format!("bus floor: publish + ack ({} samples)", self.floor_ms.count),
             &self.floor_ms,
         ));
+        if !self.spans.is_empty() {
+            out.push_str(&format!(
+                "\n  {:<50} {:>7} {:>10} {:>10} {:>10}\n",
+                "by span, ms per incident (spans nest: no sum)", "count", "p50", "p99", "mean"
+            ));
+            for span in &self.spans {
+                out.push_str(&format!(
+                    "  {:<50} {:>7.1} {:>10.3} {:>10.3} {:>10.3}\n",
+                    span.name, span.per_incident, span.ms.p50, span.ms.p99, span.ms.mean
+                ));
+            }
+        }
         out.push('\n');
         out.push_str(&format!(
             "  overhead / floor (p50)   {:.1}×\n",
@@ -631,11 +664,15 @@ fn report(
 ) -> OverheadReport {
     let traces = collector.by_trace();
     let mut samples = Vec::new();
+    let mut delivered_times = Vec::new();
     for run in runs {
         let times = traces
             .get(&run.trace_id)
             .map(|spans| TraceTimes::of(spans))
             .unwrap_or_default();
+        if run.outcome.delivered {
+            delivered_times.push(times.by_name.clone());
+        }
         let wall_ms = millis(run.wall);
         let dbt_ms = millis(times.dbt);
         let llm_ms = millis(times.llm);
@@ -696,6 +733,7 @@ fn report(
         .collect();
     let overhead_ms = stat(&|sample| sample.overhead_ms);
     let floor_ms = Stat::of(floor);
+    let spans = span_stats(&delivered_times);
     let validator = &settings.validator;
     OverheadReport {
         incidents: runs.len(),
@@ -721,10 +759,35 @@ fn report(
         overhead_over_floor: ratio(overhead_ms.p50, floor_ms.p50),
         overhead_ms,
         stages,
+        spans,
         floor_ms,
         goal_p50_ms: GOAL_P50_MS,
         samples,
     }
+}
+
+/// Each span name's count and time per incident, the largest median first.
+fn span_stats(incidents: &[BTreeMap<String, (u32, f64)>]) -> Vec<SpanStat> {
+    let names: BTreeSet<&String> = incidents.iter().flat_map(BTreeMap::keys).collect();
+    let mut stats: Vec<SpanStat> = names
+        .into_iter()
+        .map(|name| {
+            let (counts, times): (Vec<f64>, Vec<f64>) = incidents
+                .iter()
+                .map(|spans| {
+                    let (count, ms) = spans.get(name).copied().unwrap_or_default();
+                    (f64::from(count), ms)
+                })
+                .unzip();
+            SpanStat {
+                name: name.clone(),
+                per_incident: counts.iter().sum::<f64>() / counts.len().max(1) as f64,
+                ms: Stat::of(&times),
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| b.ms.p50.total_cmp(&a.ms.p50).then(a.name.cmp(&b.name)));
+    stats
 }
 
 /// The dbt rungs `validator` climbs, and the settings that decide them.
@@ -750,4 +813,34 @@ fn ladder_description(validator: &dbtops_settings::ValidatorSettings) -> String 
         validator.run_with_data,
         validator.data_check
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_summed_per_incident_and_ranked_by_their_median() {
+        let incident = |spans: &[(&str, u32, f64)]| {
+            spans
+                .iter()
+                .map(|(name, count, ms)| ((*name).to_owned(), (*count, *ms)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let incidents = [
+            incident(&[("kv.get", 3, 1.5), ("delivery.commit", 1, 8.0)]),
+            incident(&[("kv.get", 2, 1.0), ("delivery.commit", 1, 6.0)]),
+            // No KV read at all in this one: it counts as 0 ms, not as missing.
+            incident(&[("delivery.commit", 1, 7.0)]),
+        ];
+        let stats = span_stats(&incidents);
+        let names: Vec<&str> = stats.iter().map(|stat| stat.name.as_str()).collect();
+        assert_eq!(names, ["delivery.commit", "kv.get"]);
+        assert_eq!(stats[0].ms.p50, 7.0);
+        assert_eq!(stats[0].per_incident, 1.0);
+        assert_eq!(stats[1].ms.count, 3);
+        assert_eq!(stats[1].ms.p50, 1.0);
+        assert!((stats[1].per_incident - 5.0 / 3.0).abs() < 1e-9);
+        assert!(span_stats(&[]).is_empty());
+    }
 }

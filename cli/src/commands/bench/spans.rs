@@ -57,7 +57,7 @@ impl SpanTiming {
 /// Collects finished spans in memory; clones share the collection.
 #[derive(Debug, Clone, Default)]
 pub struct SpanCollector {
-    /// Spans whose names the benchmark reads, in the order they ended.
+    /// Every finished span, in the order they ended (LLM calls under [`LLM_SPAN`]).
     spans: Arc<Mutex<Vec<SpanTiming>>>,
 }
 
@@ -76,16 +76,17 @@ impl SpanCollector {
     }
 }
 
-/// The name a span is kept under, or `None` for a span the benchmark does not read.
-fn kept_name(span: &SpanData) -> Option<String> {
-    let name = span.name.as_ref();
-    if name == DBT_SPAN || HOPS.iter().any(|(hop, _)| *hop == name) {
-        return Some(name.to_owned());
-    }
+/// The name a span is kept under: its own, or [`LLM_SPAN`] for an LLM call (whose name
+/// carries the model).
+fn kept_name(span: &SpanData) -> String {
     let is_llm_call = span.attributes.iter().any(|attribute| {
         attribute.key.as_str() == "gen_ai.operation.name" && attribute.value.as_str() == "chat"
     });
-    is_llm_call.then(|| LLM_SPAN.to_owned())
+    if is_llm_call {
+        LLM_SPAN.to_owned()
+    } else {
+        span.name.to_string()
+    }
 }
 
 impl SpanExporter for SpanCollector {
@@ -93,13 +94,11 @@ impl SpanExporter for SpanCollector {
         &self,
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let kept = batch.into_iter().filter_map(|span| {
-            Some(SpanTiming {
-                name: kept_name(&span)?,
-                trace_id: span.span_context.trace_id().to_string(),
-                start: span.start_time,
-                end: span.end_time,
-            })
+        let kept = batch.into_iter().map(|span| SpanTiming {
+            name: kept_name(&span),
+            trace_id: span.span_context.trace_id().to_string(),
+            start: span.start_time,
+            end: span.end_time,
         });
         self.spans
             .lock()
@@ -135,6 +134,8 @@ pub struct TraceTimes {
     /// The first span of each hop's name (a later attempt's spans fall inside the
     /// validator's hop).
     pub first: BTreeMap<String, SpanTiming>,
+    /// Every span's name: how many there were and their summed time, in milliseconds.
+    pub by_name: BTreeMap<String, (u32, f64)>,
 }
 
 impl TraceTimes {
@@ -142,6 +143,9 @@ impl TraceTimes {
     pub fn of(spans: &[SpanTiming]) -> Self {
         let mut times = Self::default();
         for span in spans {
+            let (count, total_ms) = times.by_name.entry(span.name.clone()).or_default();
+            *count += 1;
+            *total_ms += millis(span.duration());
             match span.name.as_str() {
                 DBT_SPAN => {
                     times.dbt += span.duration();
@@ -151,7 +155,7 @@ impl TraceTimes {
                     times.llm += span.duration();
                     times.llm_calls += 1;
                 }
-                name => {
+                name if HOPS.iter().any(|(hop, _)| *hop == name) => {
                     let earlier = times
                         .first
                         .get(name)
@@ -160,6 +164,7 @@ impl TraceTimes {
                         times.first.insert(name.to_owned(), span.clone());
                     }
                 }
+                _ => {}
             }
         }
         times
@@ -235,12 +240,16 @@ mod tests {
             span(DBT_SPAN, 140, 440),
             span(DBT_SPAN, 450, 600),
             span("delivery.fix", 645, 700),
+            span("bus.publish", 10, 12),
+            span("bus.publish", 20, 23),
         ];
         let times = TraceTimes::of(&spans);
         assert_eq!(times.dbt, Duration::from_millis(450));
         assert_eq!(times.dbt_steps, 2);
         assert_eq!(times.llm, Duration::from_millis(100));
         assert_eq!(times.llm_calls, 1);
+        assert_eq!(times.by_name["bus.publish"], (2, 5.0));
+        assert_eq!(times.by_name[DBT_SPAN], (2, 450.0));
         let hops = times
             .hops(at(0), Duration::from_millis(690))
             .expect("every hop's span is there");
