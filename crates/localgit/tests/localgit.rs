@@ -649,15 +649,12 @@ fn a_lineage_fix_may_leave_the_failing_model_alone_but_not_change_nothing() -> T
 
 #[test]
 fn the_import_writes_objects_and_the_one_branch_only() -> TestResult {
-    let fixture = Fixture::new()?;
+    let (fixture, repo, base) = opened()?;
     let root = fixture.root();
-    let base = fixture.head()?;
-    let repo = LocalRepo::open(root)?;
-    let failing = ORIGINAL.replace("order_id", "ordr_id");
-    let fixed = failing.replace("custmer_id", "customer_id");
+    let (failing, fixed) = failing_and_fixed();
     repo.commit_to_new_branch_over(&request(BRANCH, &base, MODEL, &fixed), &failing)?;
-    // fast-import built the commits on the branch's name but never wrote it: the branch
-    // is update-ref's, created from nothing.
+    // The objects were written without any ref: the branch is update-ref's, created from
+    // nothing.
     assert_eq!(
         git(root, &["for-each-ref", "--format=%(refname)"])?,
         format!("refs/heads/{BRANCH}\nrefs/heads/main\n")
@@ -672,7 +669,7 @@ fn the_import_writes_objects_and_the_one_branch_only() -> TestResult {
         .filter(|name| name.starts_with("fast_import_crash"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    // Well-formed trees and commits (fast-import wrote them, not git's porcelain).
+    // Well-formed trees and commits (written by this crate, not git's porcelain).
     git(root, &["fsck", "--strict", "--no-dangling"])?;
     Ok(())
 }
@@ -806,6 +803,22 @@ fn a_path_with_spaces_quotes_and_accents_is_replaced_in_place() -> TestResult {
     Ok(())
 }
 
+/// The fixture, its repository opened, and its head.
+fn opened() -> Result<(Fixture, LocalRepo, String), Box<dyn std::error::Error>> {
+    let fixture = Fixture::new()?;
+    let repo = LocalRepo::open(fixture.root())?;
+    let base = fixture.head()?;
+    Ok((fixture, repo, base))
+}
+
+/// The model as the run failed on it (an uncommitted edit on top of the committed
+/// misspelling), and its fix.
+fn failing_and_fixed() -> (String, String) {
+    let failing = ORIGINAL.replace("order_id", "ordr_id");
+    let fixed = failing.replace("custmer_id", "customer_id");
+    (failing, fixed)
+}
+
 /// The tree git itself makes of `base` with `files` replaced: read into a scratch index,
 /// the new contents hashed in, the index written out. Nothing of it touches the work tree.
 fn tree_git_would_write(
@@ -842,12 +855,9 @@ fn tree_git_would_write(
 
 #[test]
 fn the_objects_written_in_process_are_the_ones_git_would_write_and_pass_fsck() -> TestResult {
-    let fixture = Fixture::new()?;
+    let (fixture, repo, base) = opened()?;
     let root = fixture.root();
-    let base = fixture.head()?;
-    let repo = LocalRepo::open(root)?;
-    let failing = ORIGINAL.replace("order_id", "ordr_id");
-    let fixed = failing.replace("custmer_id", "customer_id");
+    let (failing, fixed) = failing_and_fixed();
     let exec_model = "analytics/models/marts/exec_model.sql";
     let mut req = request("dbt-ops/fix/stg_orders/f5c0ffee", &base, MODEL, &fixed);
     req.also_replace = vec![FileReplacement {
