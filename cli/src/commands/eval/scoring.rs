@@ -502,31 +502,30 @@ mod tests {
         assert!(!edits_upstream("/abs/project/models/marts/x.sql", &own));
     }
 
+    /// Scores a fix of model `a` against `accepted` with the toy models.
+    fn score_a(
+        rows: &ToyRows,
+        broken: &Path,
+        accepted: &BTreeMap<String, String>,
+        fix: &FileChanges,
+    ) -> FixVerdict {
+        score_fix(rows, broken, &models(), accepted, fix, "a").expect("scored")
+    }
+
     #[test]
     fn byte_equal_files_need_no_dbt() {
         let broken = project(&[("models/a.sql", "BROKEN")]);
         let accepted = map(&[("models/a.sql", "one\ntwo")]);
         let rows = ToyRows::default();
-        let verdict = score_fix(
+        let verdict = score_a(
             &rows,
             broken.path(),
-            &models(),
             &accepted,
             &changes(&[("models/a.sql", "one\ntwo")]),
-            "a",
-        )
-        .expect("scored");
+        );
         assert!(verdict.correct && verdict.byte_equal, "{verdict:?}");
         assert!(rows.asked.borrow().is_empty());
-        let nothing = score_fix(
-            &rows,
-            broken.path(),
-            &models(),
-            &accepted,
-            &FileChanges::new(),
-            "a",
-        )
-        .expect("scored");
+        let nothing = score_a(&rows, broken.path(), &accepted, &FileChanges::new());
         assert!(!nothing.correct);
     }
 
@@ -536,26 +535,20 @@ mod tests {
         let accepted = map(&[("models/a.sql", "one\ntwo")]);
         let rows = ToyRows::default();
         // The same rows, another text: the rows decide.
-        let verdict = score_fix(
+        let verdict = score_a(
             &rows,
             broken.path(),
-            &models(),
             &accepted,
             &changes(&[("models/a.sql", "two\none")]),
-            "a",
-        )
-        .expect("scored");
+        );
         assert!(verdict.correct && !verdict.byte_equal, "{verdict:?}");
         assert_eq!(verdict.compared_models, ["a"]);
-        let wrong = score_fix(
+        let wrong = score_a(
             &rows,
             broken.path(),
-            &models(),
             &accepted,
             &changes(&[("models/a.sql", "one\nthree")]),
-            "a",
-        )
-        .expect("scored");
+        );
         assert!(!wrong.correct, "{wrong:?}");
         assert!(
             wrong
@@ -566,15 +559,12 @@ mod tests {
             "{wrong:?}"
         );
         // A fix that does not build is not correct, and says why.
-        let failing = score_fix(
+        let failing = score_a(
             &rows,
             broken.path(),
-            &models(),
             &accepted,
             &changes(&[("models/a.sql", "BROKEN still")]),
-            "a",
-        )
-        .expect("scored");
+        );
         assert!(!failing.correct && failing.accepted_failed.is_none());
     }
 
