@@ -178,6 +178,9 @@ async fn main() -> anyhow::Result<()> {
             wait,
             timeout,
         } => {
+            // `up` may have started a private server elsewhere than the default URL (the
+            // one there being too old, or taken): its record says where.
+            up::resolve_nats_url(&mut settings.nats);
             let bus = dbtops_bus::Bus::connect(&settings.nats).await.context(
                 "cannot reach NATS: start the system with `dbt-ops up`, or set NATS_URL",
             )?;

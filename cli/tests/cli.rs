@@ -19,11 +19,13 @@ struct Up {
 }
 
 impl Up {
-    fn start(cwd: &Path, nats_url: &str) -> Self {
+    /// `home` is the process's `HOME`, where `up` records its endpoint too.
+    fn start(cwd: &Path, nats_url: &str, home: &Path) -> Self {
         let mut child = Command::new(DBT_OPS)
             .arg("up")
             .current_dir(cwd)
             .env("NATS_URL", nats_url)
+            .env("HOME", home)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -67,16 +69,32 @@ impl Drop for Up {
     }
 }
 
+/// Where `submit` finds the system.
+enum Finding<'a> {
+    /// `NATS_URL` says.
+    Url(&'a str),
+    /// No URL is given: the endpoint `up` recorded under this `HOME` says, as for a user
+    /// who runs `dbt-ops up` and then `dbt-ops submit` in another directory.
+    Recorded { home: &'a Path },
+}
+
 fn submit(
     project: &Path,
-    nats_url: &str,
+    finding: Finding<'_>,
 ) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
-    let output = Command::new(DBT_OPS)
+    let mut command = Command::new(DBT_OPS);
+    command
         .args(["submit", "--wait", "--timeout", "300", "--project-dir"])
         .arg(project)
-        .env("NATS_URL", nats_url)
-        .output()
-        .unwrap();
+        .current_dir(project);
+    match finding {
+        Finding::Url(url) => command.env("NATS_URL", url),
+        Finding::Recorded { home } => command
+            .env_remove("NATS_URL")
+            .env_remove("DBT_OPS__NATS__URL")
+            .env("HOME", home),
+    };
+    let output = command.output().unwrap();
     let lines = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("each stdout line is JSON"))
@@ -109,9 +127,11 @@ fn up_then_submit_wait_prints_one_outcome_per_incident_and_exits_by_outcome() {
         "{{ ref('stg_customers') ",
     );
     let nats_url = format!("nats://127.0.0.1:{}", free_port());
-    let up = Up::start(scratch.path(), &nats_url);
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let up = Up::start(scratch.path(), &nats_url, &home);
 
-    let (status, outcomes, stderr) = submit(&fixable, &nats_url);
+    let (status, outcomes, stderr) = submit(&fixable, Finding::Url(&nats_url));
     assert!(status.success(), "{stderr}");
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     assert_eq!(outcomes[0]["outcome"], "branch_opened", "{outcomes:?}");
@@ -119,7 +139,11 @@ fn up_then_submit_wait_prints_one_outcome_per_incident_and_exits_by_outcome() {
     let branch = outcomes[0]["branch"].as_str().unwrap();
     assert!(git(&fixable_root, &["branch", "--list", branch]).contains(branch));
 
-    let (status, outcomes, stderr) = submit(&unfixable, &nats_url);
+    // Without a URL, submit finds the private server through the endpoint `up` recorded
+    // under HOME (the project directory holds no record of its own). The default URL it
+    // would otherwise use, 127.0.0.1:4222, is not where this system runs.
+    assert!(!unfixable_root.join(".dbt-ops").exists());
+    let (status, outcomes, stderr) = submit(&unfixable, Finding::Recorded { home: &home });
     assert!(
         !status.success(),
         "an abandoned incident must fail submit --wait: {outcomes:?}"
