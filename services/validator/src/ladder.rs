@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 use crate::datacheck::{self, RelationProfile};
 use crate::dbt::{self, DbtError, DbtInvoker, DbtRun};
+use crate::isolation::{isolate_workspace, Isolation, VALIDATION_TARGET};
 use crate::lineage::UpstreamEdits;
 use crate::sqlcheck::{self, SqlVerdict};
 use crate::worker::{self, Lease, WorkerPool, WorkerSpec};
@@ -436,10 +437,54 @@ impl Validator {
         tracing::info_span!("validator.seed_parse")
             .in_scope(|| self.seed_partial_parse(&slot.workspace_name, workspace.path()));
 
+        let configured_target =
+            Some(self.settings.target.clone()).filter(|target| !target.is_empty());
+        let profiles_dir = self.profiles_dir(workspace.path());
+        let isolation = isolate_workspace(
+            workspace.path(),
+            profiles_dir.as_deref(),
+            configured_target.as_deref(),
+        );
+        let (profiles_dir, target, builds) = match isolation {
+            Ok(Isolation::LocalFile) => (profiles_dir, configured_target, Builds::LocalCopy),
+            Ok(Isolation::OwnSchema {
+                profiles_dir,
+                adapter,
+                schema,
+            }) => (
+                Some(profiles_dir),
+                Some(VALIDATION_TARGET.to_owned()),
+                Builds::OwnSchema { adapter, schema },
+            ),
+            Err(error) => (
+                profiles_dir,
+                configured_target,
+                Builds::None(error.to_string()),
+            ),
+        };
+        match &builds {
+            Builds::LocalCopy => {}
+            Builds::OwnSchema { adapter, schema } => ladder.pass(
+                "warehouse isolation",
+                Duration::ZERO,
+                format!(
+                    "{adapter}: dbt builds in the schema {schema} (target {VALIDATION_TARGET}), \
+                     never in the profile's own"
+                ),
+            ),
+            Builds::None(reason) => ladder.pass(
+                "warehouse isolation",
+                Duration::ZERO,
+                format!(
+                    "not isolated ({reason}): the steps that build relations were skipped, \
+                     dbt only compiled"
+                ),
+            ),
+        }
         let invoker = DbtInvoker {
             program: self.dbt_program.clone(),
-            profiles_dir: self.profiles_dir(workspace.path()),
-            target: Some(self.settings.target.clone()).filter(|target| !target.is_empty()),
+            profiles_dir,
+            target,
             timeout: Duration::from_secs(self.settings.dbt_timeout_secs),
         };
         let mut session = DbtSession {
@@ -447,6 +492,7 @@ impl Validator {
             workspace: workspace.path().to_path_buf(),
             lease,
             no_worker,
+            builds,
         };
         let climbed = self
             .climb(
@@ -527,7 +573,8 @@ impl Validator {
             ),
         }
 
-        let with_data = self.plan.run_with_data.applies(&adapter);
+        let may_build = session.builds.allowed();
+        let with_data = may_build && self.plan.run_with_data.applies(&adapter);
         // The last good version is read before anything replaces it.
         let baseline = if with_data && self.plan.data_check != DataCheck::Off {
             Some(self.profile(session, name).await)
@@ -535,7 +582,8 @@ impl Validator {
             None
         };
 
-        if self.plan.build_empty
+        let build_empty = may_build && self.plan.build_empty;
+        if build_empty
             && self
                 .dbt_step(
                     ladder,
@@ -577,10 +625,14 @@ impl Validator {
                 excluded = %elsewhere.join(" ")
             );
         }
-        let downstream_args: Option<Vec<&str>> = match self.plan.downstream {
+        let downstream = match self.plan.downstream {
+            Downstream::BuildEmpty if !may_build => Downstream::Compile,
+            planned => planned,
+        };
+        let downstream_args: Option<Vec<&str>> = match downstream {
             // `@m` is m, its descendants and their other ancestors, which a fresh dev
             // database does not hold either; what the empty build above made is left out.
-            Downstream::BuildEmpty if self.plan.build_empty => Some(
+            Downstream::BuildEmpty if build_empty => Some(
                 [vec!["build", "--select"], selection(&dependents)]
                     .concat()
                     .into_iter()
@@ -918,6 +970,29 @@ struct DbtSession {
     lease: Option<Lease>,
     /// Why there is no worker, for the record.
     no_worker: Option<String>,
+    /// Where the steps that build relations may build.
+    builds: Builds,
+}
+
+/// Where dbt may build relations during a validation.
+enum Builds {
+    /// In the workspace's own copy of a local warehouse file (DuckDB).
+    LocalCopy,
+    /// In the validator's own schema of a shared warehouse ([`crate::isolation`]).
+    OwnSchema {
+        /// The adapter.
+        adapter: String,
+        /// The schema, as the validator's profile writes it.
+        schema: String,
+    },
+    /// Nowhere: the target could not be set apart, for this reason; dbt only compiles.
+    None(String),
+}
+
+impl Builds {
+    fn allowed(&self) -> bool {
+        !matches!(self, Builds::None(_))
+    }
 }
 
 impl DbtSession {

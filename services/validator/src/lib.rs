@@ -17,7 +17,8 @@
 //! Modules: [`ladder`] (the rungs, [`Validator`]), [`checks`] (in-process checks),
 //! [`sqlcheck`] (the compiled SQL), [`datacheck`] (the output against the last good
 //! version), [`dbt`] (subprocesses, output), [`worker`] (the warm workers),
-//! [`workspace`] (scratch copies).
+//! [`workspace`] (scratch copies), [`isolation`] (a schema of its own on a shared
+//! warehouse).
 //!
 //! **Invariants**: only the validator runs dbt; the user's project directory is never
 //! written; nothing is written anywhere before the in-process checks pass.
@@ -25,6 +26,7 @@
 pub mod checks;
 pub mod datacheck;
 pub mod dbt;
+pub mod isolation;
 pub mod ladder;
 pub mod lineage;
 pub mod sqlcheck;
