@@ -143,6 +143,19 @@ pub fn fix_branch_name(model_name: &str, incident_id: &str) -> String {
     format!("{FIX_BRANCH_PREFIX}{model}/{short_id}")
 }
 
+/// The branch for one generation of an incident: [`fix_branch_name`] for the first
+/// (generation 0), with `-g<n>` after the short id once the incident was opened again.
+/// A reopened incident gets a branch of its own: the earlier generation's may still exist,
+/// unmerged, with another fix, and a branch is never moved.
+pub fn generation_branch_name(model_name: &str, incident_id: &str, generation: u32) -> String {
+    let first = fix_branch_name(model_name, incident_id);
+    if generation == 0 {
+        first
+    } else {
+        format!("{first}-g{generation}")
+    }
+}
+
 /// Lower-cases and keeps `[a-z0-9_-]`; every other run of characters becomes one `-`.
 /// Leading and trailing `-` are trimmed so the segment never starts like an option.
 fn sanitise_segment(raw: &str) -> String {
@@ -173,6 +186,17 @@ mod tests {
     fn long_model_names_are_capped() {
         let name = fix_branch_name(&"a".repeat(300), "12345678-aaaa");
         assert_eq!(name.len(), FIX_BRANCH_PREFIX.len() + 64 + 1 + 8);
+    }
+
+    #[test]
+    fn a_reopened_incident_has_a_branch_of_its_own() {
+        assert_eq!(
+            generation_branch_name("stg_orders", "3f2a9c1e77", 0),
+            fix_branch_name("stg_orders", "3f2a9c1e77")
+        );
+        let second = generation_branch_name("stg_orders", "3f2a9c1e77", 2);
+        assert_eq!(second, "dbt-ops/fix/stg_orders/3f2a9c1e-g2");
+        assert!(check_branch_name_format(&second).is_ok());
     }
 
     #[test]

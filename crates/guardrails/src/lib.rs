@@ -8,7 +8,7 @@
 //! Module layout:
 //! - `path`: [`check_model_path`], [`check_relative_path`], [`check_no_symlink_escape`],
 //!   [`is_sensitive`] and the [`PathPolicy`] they read;
-//! - `branch`: [`check_branch`], [`fix_branch_name`] and the [`BranchPolicy`];
+//! - `branch`: [`check_branch`], [`fix_branch_name`], [`generation_branch_name`] and the [`BranchPolicy`];
 //! - `diff`: [`unified_diff`], [`changed_line_share`], [`check_change_size`];
 //! - `sql`: [`check_sql_content`], [`check_jinja_side_effects`];
 //! - `glob`: the small `**`/`*`/`?` matcher behind sensitive paths and protected branches;
@@ -28,7 +28,8 @@ mod path;
 mod sql;
 
 pub use branch::{
-    check_branch, check_branch_name_format, fix_branch_name, BranchPolicy, FIX_BRANCH_PREFIX,
+    check_branch, check_branch_name_format, fix_branch_name, generation_branch_name, BranchPolicy,
+    FIX_BRANCH_PREFIX,
 };
 pub use diff::{changed_line_share, check_change_size, unified_diff};
 pub use error::{GuardrailError, ProtectedReason};

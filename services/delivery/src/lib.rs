@@ -437,7 +437,11 @@ fn deliver_shadow(settings: &Settings, validated: &v1::FixValidated) -> Result<D
     let model = incident.model.unwrap_or_default();
     Ok(Delivered {
         provider: "shadow",
-        branch: dbtops_guardrails::fix_branch_name(&model.name, &incident.incident_id),
+        branch: dbtops_guardrails::generation_branch_name(
+            &model.name,
+            &incident.incident_id,
+            incident.generation,
+        ),
         commit_sha: String::new(),
         url: String::new(),
         description_path: String::new(),
@@ -460,7 +464,11 @@ async fn deliver_to_forge(
     let model = incident.model.clone().unwrap_or_default();
     let project = incident.project.clone().unwrap_or_default();
     let file_path = checks::path_in_repository(settings, &project, &proposal.model_path)?;
-    let branch = dbtops_guardrails::fix_branch_name(&model.name, &incident.incident_id);
+    let branch = dbtops_guardrails::generation_branch_name(
+        &model.name,
+        &incident.incident_id,
+        incident.generation,
+    );
     let notice =
         needs_owner_review.then(|| description::owner_review_notice(&proposal.model_path, true));
     let rendered =
@@ -543,7 +551,11 @@ fn deliver_local_git(
     let path_in_repo = repo
         .path_in_repo(&project_dir, &proposal.model_path)
         .map_err(|error| Failure::Refused(error.to_string()))?;
-    let branch = dbtops_guardrails::fix_branch_name(&model.name, &incident.incident_id);
+    let branch = dbtops_guardrails::generation_branch_name(
+        &model.name,
+        &incident.incident_id,
+        incident.generation,
+    );
     // The checked-out branch is refused by the commit itself, which reads it just before
     // writing (a refusal there is `Refused` below, with the same guardrail message); asking
     // here as well would cost one more git process per delivery.

@@ -289,16 +289,23 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_git_says_owner_review_in_the_description() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
+/// A git repository under `dir` holding the shop project in `analytics/shop`, its model
+/// committed as [`ORIGINAL`] on `main`: the repository and the project directory.
+fn shop_repository(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repo = dir.join("repo");
     let project = repo.join("analytics/shop");
     std::fs::create_dir_all(project.join("models/staging")).unwrap();
     std::fs::write(project.join(MODEL_PATH), ORIGINAL).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "shop"]);
+    (repo, project)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_git_says_owner_review_in_the_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, project) = shop_repository(dir.path());
 
     let mut configured = settings(DeliveryProvider::LocalGit);
     configured.delivery.sensitive_paths = vec!["models/staging/**".into()];
@@ -327,4 +334,61 @@ async fn local_git_says_owner_review_in_the_description() {
     );
     assert!(description.contains("needs-owner-review"), "{description}");
     assert_eq!(git(&repo, &["branch", "--show-current"]).trim(), "main");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_incident_gets_its_own_branch_beside_the_earlier_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, project) = shop_repository(dir.path());
+    let system = TestBus::start(settings(DeliveryProvider::LocalGit)).await;
+    system.create_incident(INCIDENT, None).await;
+    let located = |mut fix: v1::FixValidated| {
+        if let Some(reference) = fix.incident.as_mut().and_then(|i| i.project.as_mut()) {
+            reference.project_dir = project.display().to_string();
+            reference.repo_dir = repo.display().to_string();
+        }
+        fix
+    };
+    assert_eq!(
+        deliver(&system, &located(validated(INCIDENT))).await,
+        Outcome::Done
+    );
+
+    // The first branch was neither merged nor deleted; the run passed, the failure came
+    // back, and the detector opened the incident again (generation 1). The new fix differs.
+    let store = system.bus.incidents().await.unwrap();
+    store
+        .update(INCIDENT, |record| {
+            record.generation = 1;
+            record.state = IncidentState::Delivering;
+            record.branch = None;
+        })
+        .await
+        .unwrap();
+    let second_fix = format!("{FIXED}-- reviewed again\n");
+    let mut reopened = located(validated(INCIDENT));
+    if let Some(incident) = reopened.incident.as_mut() {
+        incident.generation = 1;
+    }
+    if let Some(proposal) = reopened.proposal.as_mut() {
+        proposal.fixed_sql = second_fix.clone();
+    }
+    assert_eq!(deliver(&system, &reopened).await, Outcome::Done);
+
+    let record = system.record(INCIDENT).await;
+    assert_eq!(record.state, IncidentState::MrOpened, "{record:?}");
+    let second_branch = format!("{BRANCH}-g1");
+    assert_eq!(record.branch.as_deref(), Some(second_branch.as_str()));
+    let at = |branch: &str| {
+        git(
+            &repo,
+            &["show", &format!("{branch}:analytics/shop/{MODEL_PATH}")],
+        )
+    };
+    assert_eq!(at(&second_branch), second_fix);
+    assert_eq!(
+        at(BRANCH),
+        FIXED,
+        "the first generation's branch is left as it was"
+    );
 }
