@@ -55,7 +55,8 @@ pub fn failure_tokens(f: &Failure) -> u32 {
         .saturating_add(estimate_tokens(&ev.model_sql))
         .saturating_add(estimate_tokens(&ev.compiled_sql))
         .saturating_add(estimate_tokens(&ev.yaml_entry))
-        .saturating_add(list_tokens(&ev.project_node_names));
+        .saturating_add(list_tokens(&ev.project_node_names))
+        .saturating_add(list_tokens(&ev.macro_signatures));
     for p in &ev.parents {
         total = total
             .saturating_add(estimate_tokens(&p.name))

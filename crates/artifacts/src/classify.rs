@@ -59,6 +59,12 @@ pub static CLASS_RULES: &[ClassRule] = &[
     row("duckdb", r"Catalog Error: Type with name \S+ does not exist", C::SqlSyntax),
     // `between 20240101 and 20241231` on a date, `coalesce(d, 1)`, `greatest(d, 1)`.
     row("duckdb", r"Binder Error: (?:No function matches the given name and argument types|Could not choose a best candidate function|Cannot compare values of type|Cannot mix values of type|Cannot combine types of)", C::TypeMismatch),
+    // An aggregate in WHERE, GROUP BY or a JOIN's ON (DuckDB words the last as WHERE):
+    // a grouping mistake, as PostgreSQL's SQLSTATE 42803 (grouping_error) files it.
+    row("duckdb", r"Binder Error: (?:WHERE|GROUP BY|HAVING) clause cannot contain aggregates", C::MissingGroupBy),
+    // A window function in WHERE, HAVING or GROUP BY: the query must be written with
+    // another clause (QUALIFY, a subquery), not a value problem.
+    row("duckdb", r"Binder Error: (?:WHERE|GROUP BY|HAVING) clause cannot contain window functions", C::SqlSyntax),
     row("duckdb", r"Parser Error:", C::SqlSyntax),
     // A value that does not convert (`'n/a'` to INT32) is bad data, not a bad expression.
     row("duckdb", r"Conversion Error:", C::RuntimeData),
@@ -81,6 +87,9 @@ pub static CLASS_RULES: &[ClassRule] = &[
     row("postgres|redshift", r#"(?:relation|schema) "[^"]*" does not exist"#, C::UnknownRelation),
     // `cast(x as dat)`, as for DuckDB above.
     row("postgres|redshift", r#"\btype "[^"]*" does not exist"#, C::SqlSyntax),
+    // The same two placement mistakes as DuckDB's above, in PostgreSQL's words.
+    row("postgres|redshift", r"aggregate functions are not allowed in (?:WHERE|GROUP BY|JOIN conditions)", C::MissingGroupBy),
+    row("postgres|redshift", r"window functions are not allowed in (?:WHERE|HAVING|GROUP BY|JOIN conditions)", C::SqlSyntax),
     row("postgres|redshift", r"syntax error at (?:or near|end of input)|subquery in FROM must have an alias", C::SqlSyntax),
     row("postgres|redshift", r"function \S+\(.*\) does not exist", C::UnknownFunction),
     row("postgres|redshift", r"operator does not exist|is of type \w+ but expression is of type|cannot cast type|UNION types \S+ and \S+ cannot be matched|argument of \S+ must be type boolean", C::TypeMismatch),
@@ -330,6 +339,58 @@ mod tests {
             assert_eq!(class_of(duck, text), *want, "{text}");
             // With the adapter unknown the same texts classify the same.
             assert_eq!(class_of(None, text), *want, "{text}");
+        }
+    }
+
+    /// An aggregate or a window function in a clause that cannot hold it, as real runs
+    /// print it: dbt-duckdb 1.11.1 and dbt-postgres 1.11 (`run_results.json` messages),
+    /// and the duckdb client and psql for the other clauses (query in the comment).
+    #[test]
+    fn misplaced_aggregates_and_windows() {
+        let cases: &[(&str, &str, ErrorClass)] = &[
+            (
+                "duckdb",
+                "Runtime Error in model station_utilization (models/marts/ops/station_utilization.sql)\n  Binder Error: WHERE clause cannot contain aggregates!\n  \n  LINE 32:     where end_station_id is not null and count(*) > 0\n                                                    ^^^^^^^^",
+                C::MissingGroupBy,
+            ),
+            // select a from t group by sum(b)
+            (
+                "duckdb",
+                "Binder Error: GROUP BY clause cannot contain aggregates!\n\nLINE 1: select a from t group by sum(b)",
+                C::MissingGroupBy,
+            ),
+            (
+                "duckdb",
+                "Runtime Error in model orders (models/marts/orders.sql)\n  Binder Error: WHERE clause cannot contain window functions!\n  \n  LINE 19:     where row_number() over (partition by order_id order by ordered_at...",
+                C::SqlSyntax,
+            ),
+            // select a, count(*) from t group by a having row_number() over () = 1
+            (
+                "duckdb",
+                "Binder Error: HAVING clause cannot contain window functions!",
+                C::SqlSyntax,
+            ),
+            (
+                "postgres",
+                "Database Error in model customer_totals (models/customer_totals.sql)\n  aggregate functions are not allowed in WHERE\n  LINE 12: where status = 'completed' and sum(amount) > 100\n                                          ^",
+                C::MissingGroupBy,
+            ),
+            // select 1 from t a join t b on sum(a.amount) > 1
+            (
+                "postgres",
+                "aggregate functions are not allowed in JOIN conditions",
+                C::MissingGroupBy,
+            ),
+            (
+                "postgres",
+                "Database Error in model first_orders (models/first_orders.sql)\n  window functions are not allowed in WHERE\n  LINE 12: where row_number() over (partition by customer_id order by o...\n                 ^",
+                C::SqlSyntax,
+            ),
+            // select customer_id from t group by customer_id having row_number() over () = 1
+            ("postgres", "window functions are not allowed in HAVING", C::SqlSyntax),
+        ];
+        for (adapter, text, want) in cases {
+            assert_eq!(class_of(Some(adapter), text), *want, "{text}");
         }
     }
 

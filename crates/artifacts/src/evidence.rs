@@ -189,6 +189,7 @@ impl<'a> EvidenceSources<'a> {
             } else {
                 Vec::new()
             },
+            macro_signatures: self.macro_signatures(s.message),
             error_location,
             ancestors: if self.lineage_depth > 0 {
                 self.ancestors(s.unique_id)
@@ -214,15 +215,47 @@ impl<'a> EvidenceSources<'a> {
             return Vec::new();
         };
         for (path, text) in &pf.files {
-            let in_macro_path = self.layout.macro_paths.iter().any(|m| {
-                path.strip_prefix(m.trim_end_matches('/'))
-                    .is_some_and(|rest| rest.starts_with('/'))
-            });
-            if in_macro_path && path.ends_with(".sql") {
+            if self.in_macro_path(path) && path.ends_with(".sql") {
                 names.extend(re.captures_iter(text).map(|c| c[1].to_owned()));
             }
         }
         names.into_iter().collect()
+    }
+
+    /// The signatures of the project's macros that `message` names: for each `macro
+    /// '[dbt_macro__]NAME'` in the text, every `{% macro NAME(…) %}` tag under the macro
+    /// paths, as `NAME(…)` with the parameters as written.
+    fn macro_signatures(&self, message: &str) -> Vec<String> {
+        static NAMED: OnceLock<Option<Regex>> = OnceLock::new();
+        let Some(named) = NAMED
+            .get_or_init(|| Regex::new(r"macro '(?:dbt_macro__)?([A-Za-z_][A-Za-z0-9_]*)'").ok())
+            .as_ref()
+        else {
+            return Vec::new();
+        };
+        let names: BTreeSet<&str> = named
+            .captures_iter(message)
+            .filter_map(|c| c.get(1).map(|m| m.as_str()))
+            .collect();
+        let Some(pf) = self.project_files.filter(|_| !names.is_empty()) else {
+            return Vec::new();
+        };
+        let mut signatures = Vec::new();
+        for (path, text) in &pf.files {
+            if self.in_macro_path(path) && path.ends_with(".sql") {
+                for name in &names {
+                    signatures.extend(macro_tag_signatures(text, name));
+                }
+            }
+        }
+        signatures
+    }
+
+    fn in_macro_path(&self, path: &str) -> bool {
+        self.layout.macro_paths.iter().any(|m| {
+            path.strip_prefix(m.trim_end_matches('/'))
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     fn yaml_entry(&self, s: &Subject<'_>, node: Option<&ManifestNode>) -> String {
@@ -619,6 +652,47 @@ impl ColumnResolver for EvidenceSources<'_> {
     }
 }
 
+/// Every `{% macro NAME(…) %}` tag of `text` as `NAME(…)`: the parameter list up to its
+/// closing parenthesis, brackets and quoted defaults included, whitespace runs collapsed.
+fn macro_tag_signatures(text: &str, name: &str) -> Vec<String> {
+    let Ok(tag) = Regex::new(&format!(r"\{{%-?\s*macro\s+{}\s*\(", regex::escape(name))) else {
+        return Vec::new();
+    };
+    let bytes = text.as_bytes();
+    let mut signatures = Vec::new();
+    for found in tag.find_iter(text) {
+        let open = found.end() - 1;
+        let mut depth = 0usize;
+        let mut quote = None;
+        let mut close = None;
+        for (i, &b) in bytes.iter().enumerate().skip(open) {
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), _) => {}
+                (None, b'\'' | b'"') => quote = Some(b),
+                (None, b'(' | b'[' | b'{') => depth += 1,
+                (None, b')' | b']' | b'}') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                (None, b'%') if bytes.get(i + 1) == Some(&b'}') => break,
+                _ => {}
+            }
+        }
+        if let Some(close) = close {
+            let parameters = text[open + 1..close]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            signatures.push(format!("{name}({parameters})"));
+        }
+    }
+    signatures
+}
+
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -823,6 +897,44 @@ mod tests {
         );
         let e = ev.build(&subject(ErrorClass::SqlSyntax));
         assert!(e.project_macro_names.is_empty());
+    }
+
+    #[test]
+    fn signatures_of_the_macros_an_error_names() {
+        let mut pf = project();
+        pf.files.insert(
+            "macros/money.sql".to_owned(),
+            "{#- pence -#}\n{% macro pence_to_pounds(column_name,\n    precision=2, sep=')') -%}x{%- endmacro %}\n\
+             {% macro other(a) %}{% endmacro %}"
+                .to_owned(),
+        );
+        // Outside the macro paths: not a macro dbt knows.
+        pf.files.insert(
+            "models/m.sql".to_owned(),
+            "{% macro pence_to_pounds(x) %}{% endmacro %}".to_owned(),
+        );
+        let layout = ProjectLayout::from_project_yml(&pf.dbt_project_yml);
+        let ev = EvidenceSources::new(None, false, Some(&pf), &layout, Some("shop"));
+        let subject = |message| Subject {
+            unique_id: "model.shop.orders",
+            name: "orders",
+            path: "models/marts/orders.sql",
+            resource_type: "model",
+            class: ErrorClass::JinjaCompilation,
+            message,
+            compiled_sql: None,
+            executed_sql: None,
+        };
+        // dbt 1.11's text (a real run on examples/bike_rentals).
+        let e = ev.build(&subject(
+            "Compilation Error in model int_rental_payments (models/intermediate/int_rental_payments.sql)\n  macro 'dbt_macro__pence_to_pounds' takes no keyword argument 'decimals'",
+        ));
+        assert_eq!(
+            e.macro_signatures,
+            ["pence_to_pounds(column_name, precision=2, sep=')')"]
+        );
+        let e = ev.build(&subject("'pence_to_pound' is undefined"));
+        assert!(e.macro_signatures.is_empty());
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub struct Evidence {
     /// Every macro the project defines in its macro paths: candidates for a misspelt
     /// macro call.
     pub project_macro_names: Vec<String>,
+    /// The signatures (`name(a, b=1)`) of the project's macros that the error text names
+    /// (`macro 'dbt_macro__name' …`), as their `{% macro %}` tags write them: what a call
+    /// of them may pass.
+    pub macro_signatures: Vec<String>,
     /// Where the database's `LINE n` is in the model's own file, when the error names a
     /// line.
     pub error_location: Option<ErrorLocation>,

@@ -3,15 +3,20 @@
 //! The fixer tries these before any LLM: a misspelt column, `ref()` or `source()` has
 //! one right answer when exactly one existing name is clearly nearest; a missing comma,
 //! a misspelt keyword, an unbalanced parenthesis, a `case` without `end`, a trailing
-//! comma, a doubled or stray comma, a column missing from `GROUP BY` (or the whole
-//! clause), a function the warehouse spells differently, a function, type or table name
-//! the warehouse suggests a spelling for, a renamed upstream column, a mistyped table
-//! alias, a column read through the wrong alias, an ambiguous join column, a misspelt
-//! macro call, a Jinja tag left open on one line, an `{% if %}` or `{% for %}` block
-//! left open to the end of its CTE, a hard-coded table that should be a `ref()`, a
-//! division by a zero divisor, a date compared with an integer written as a date, a
-//! string compared with a number (the explicit cast the warehouse asks for), strings
-//! joined with `+` instead of `||` and a cast that fails on dirty data (its safe form)
+//! comma, a doubled or stray comma, a semicolon ending the model, a dangling `and`/`or`,
+//! `==` where the warehouse wants `=`, a column missing from `GROUP BY` (or the whole
+//! clause), an aggregate condition in `WHERE` (moved to `HAVING`), a window condition in
+//! `WHERE` (moved to `QUALIFY` where the warehouse has it), a string literal written in
+//! double quotes, a select alias read in `WHERE` (PostgreSQL), a function the warehouse
+//! spells differently, a function, type or table name the warehouse suggests a spelling
+//! for, a renamed upstream column, a mistyped table alias, a column read through the
+//! wrong alias, an ambiguous join column, a misspelt CTE name, a misspelt macro call, a
+//! keyword argument the called macro does not take, a Jinja tag left open on one line,
+//! an `{% if %}` or `{% for %}` block left open to the end of its CTE, a hard-coded table
+//! that should be a `ref()`, a division by a zero divisor, a date compared with an
+//! integer written as a date, a string compared with a number (the explicit cast the
+//! warehouse asks for), strings joined with `+` instead of `||` and a cast that fails on
+//! dirty data (its safe form)
 //! often do too. Finding it costs microseconds and no tokens. Every rule returns `None`
 //! unless it is sure — a wrong fix is worse than no fix, because a reviewer has to
 //! notice it.
@@ -84,6 +89,9 @@ pub struct RuleInput<'a> {
     pub project_node_names: &'a [&'a str],
     /// Every macro the project itself defines: candidates for a misspelt macro call.
     pub project_macro_names: &'a [&'a str],
+    /// The signatures (`name(a, b=1)`) of the project's macros that the error names, as
+    /// their `{% macro %}` tags write them: what a call may pass.
+    pub macro_signatures: &'a [&'a str],
     /// Every declared source table: candidates for a bad `source`.
     pub source_tables: &'a [SourceTable<'a>],
     /// The dbt adapter type (`duckdb`, `postgres`, …): whose error wordings to try first.

@@ -280,6 +280,7 @@ fn undefined_macro_fixture_is_repaired() {
         model_name: &f.model,
         model_sql: &f.sql,
         project_macro_names: &macros,
+        macro_signatures: &[],
         adapter: "duckdb",
         ..RuleInput::default()
     });

@@ -65,6 +65,7 @@ fn input<'a>(
         parents,
         project_node_names: NODES,
         project_macro_names: &[],
+        macro_signatures: &[],
         source_tables: SOURCES,
         adapter,
         rejected_sql: &[],

@@ -48,6 +48,7 @@ impl Case {
             parents: self.parents,
             project_node_names: &[],
             project_macro_names: &[],
+            macro_signatures: &[],
             source_tables: &[],
             adapter: self.adapter,
             rejected_sql: &[],

@@ -529,6 +529,7 @@ fn failure_event(
                 .collect(),
             project_node_names: evidence.project_node_names.clone(),
             project_macro_names: evidence.project_macro_names.clone(),
+            macro_signatures: evidence.macro_signatures.clone(),
             dbt_version: detection.dbt_version.clone().unwrap_or_default(),
             adapter: detection.adapter.clone().unwrap_or_default(),
             error_location: evidence

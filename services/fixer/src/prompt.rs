@@ -171,6 +171,13 @@ pub fn render_evidence_with(
     if relation_class(error.class()) && !evidence.project_node_names.is_empty() {
         fenced(&mut prompt, "project_nodes", &node_names(&evidence));
     }
+    if !evidence.macro_signatures.is_empty() {
+        fenced(
+            &mut prompt,
+            "macro_signatures",
+            &evidence.macro_signatures.join("\n"),
+        );
+    }
     for ancestor in ancestors {
         fenced(
             &mut prompt,
@@ -421,5 +428,24 @@ mod tests {
             "agentic: evidence comes through tools"
         );
         assert!(task.contains("column y not found"));
+    }
+
+    #[test]
+    fn a_named_macro_signature_is_shown_and_absent_ones_are_not_fenced() {
+        let mut incident = v1::FailureDetected {
+            evidence: Some(v1::Evidence {
+                model_sql: "select {{ pence_to_pounds('a', decimals=2) }}".into(),
+                macro_signatures: vec!["pence_to_pounds(column_name, precision=2)".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let prompt = render_evidence(&incident, &[]);
+        assert!(
+            prompt.contains("<<<BEGIN macro_signatures>>>\npence_to_pounds(column_name, precision=2)\n<<<END macro_signatures>>>"),
+            "{prompt}"
+        );
+        incident.evidence = Some(v1::Evidence::default());
+        assert!(!render_evidence(&incident, &[]).contains("macro_signatures"));
     }
 }

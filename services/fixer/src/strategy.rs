@@ -316,6 +316,11 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         .iter()
         .map(String::as_str)
         .collect();
+    let macro_signatures: Vec<&str> = evidence
+        .macro_signatures
+        .iter()
+        .map(String::as_str)
+        .collect();
     let source_tables: Vec<SourceTable<'_>> = evidence
         .sources
         .iter()
@@ -338,6 +343,7 @@ fn propose_by_rules(request: &ProposalRequest<'_>) -> Option<v1::FixProposal> {
         parents: &parents,
         project_node_names: &node_names,
         project_macro_names: &macro_names,
+        macro_signatures: &macro_signatures,
         source_tables: &source_tables,
         adapter: &evidence.adapter,
         rejected_sql: &rejected,

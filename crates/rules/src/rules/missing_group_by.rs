@@ -160,7 +160,7 @@ pub fn missing_group_by(input: &RuleInput) -> Option<RuleFix> {
 /// Aggregate functions of DuckDB and PostgreSQL, and the common ones of other
 /// warehouses, lower case. A call of one of these in a select item makes it an
 /// aggregate; any other call is a scalar function.
-const AGGREGATES: &[&str] = &[
+pub(super) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "avg",
@@ -245,7 +245,7 @@ const AGGREGATES: &[&str] = &[
 ];
 
 /// Words in an expression that are syntax, not columns.
-const EXPRESSION_KEYWORDS: &[&str] = &[
+pub(super) const EXPRESSION_KEYWORDS: &[&str] = &[
     "case",
     "when",
     "then",

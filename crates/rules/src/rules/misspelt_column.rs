@@ -5,8 +5,10 @@ use crate::column_errors::parse_missing_column;
 use crate::nearest::{self, Choice};
 use crate::rewrite::{apply_edits, identifier_occurrences, recase_like, Edit};
 use crate::segment::segment;
+use crate::tokens::tokenize;
 use crate::{RuleFix, RuleInput};
 
+use super::double_quoted_string::compared_with_name;
 use super::edits_phrase;
 
 /// The rule's name.
@@ -53,6 +55,18 @@ pub fn misspelt_column(input: &RuleInput) -> Option<RuleFix> {
         .iter()
         .any(|name| name.eq_ignore_ascii_case(best.name));
     if shared && occurrences.iter().any(|o| !o.qualified) {
+        return None;
+    }
+    // `f.completed = "complete"` renamed would compare the column with itself: the
+    // quoted word was a value, not a misspelt column.
+    let tokens = tokenize(input.model_sql);
+    let compares_with_itself = occurrences.iter().any(|o| {
+        tokens
+            .iter()
+            .position(|t| t.range.contains(&o.range.start))
+            .is_some_and(|i| compared_with_name(&tokens, input.model_sql, i, best.name))
+    });
+    if compares_with_itself {
         return None;
     }
     let edits: Vec<Edit> = occurrences

@@ -4,14 +4,22 @@
 //! input to an optional fix. Adding a rule is one module and one row here; the order of
 //! the rows is the order in which rules are tried for a class.
 
+mod aggregate_in_where;
+mod alias_in_where;
 mod alias_typo;
 mod ambiguous_column;
 mod bad_cast;
+mod dangling_connector;
 mod division_by_zero;
+mod double_equals;
+mod double_quoted_string;
 mod hardcoded_relation;
+mod macro_keyword;
+mod misplaced_condition;
 mod missing_comma;
 mod missing_group_by;
 mod misspelt_column;
+mod misspelt_cte;
 mod misspelt_ref;
 mod misspelt_source;
 mod renamed_column;
@@ -20,24 +28,38 @@ mod string_concat;
 mod suggested_name;
 mod syntax_repair;
 mod trailing_comma;
+mod trailing_semicolon;
 mod type_mismatch;
 mod unclosed_block;
 mod unclosed_jinja;
 mod undefined_macro;
 pub mod unknown_function;
+mod window_in_where;
 mod wrong_alias;
 
+pub use aggregate_in_where::{
+    aggregate_in_where, refuses_aggregate_in_where, AGGREGATE_IN_WHERE_PATTERNS,
+};
+pub use alias_in_where::{alias_in_where, ALIAS_BLIND_WHERE_ADAPTERS};
 pub use alias_typo::{alias_typo, parse_missing_alias};
 pub use ambiguous_column::{ambiguous_column, parse_ambiguous_column};
 pub use bad_cast::{
     bad_cast, looks_like_dirty_value, parse_failed_conversion, ConversionPattern, FailedConversion,
     CONVERSION_PATTERNS,
 };
+pub use dangling_connector::dangling_connector;
 pub use division_by_zero::{division_by_zero, parse_division_by_zero, FailingDivision};
+pub use double_equals::{double_equals, DOUBLE_EQUALS_PATTERNS};
+pub use double_quoted_string::{double_quoted_string, DOUBLE_QUOTES_NAME_IDENTIFIERS};
 pub use hardcoded_relation::{hardcoded_relation, parse_missing_relation};
+pub use macro_keyword::{
+    macro_keyword, parse_signature, parse_unknown_keyword, MacroParameter, MacroSignature,
+    UnknownKeyword,
+};
 pub use missing_comma::missing_comma;
 pub use missing_group_by::{missing_group_by, parse_group_by_column};
 pub use misspelt_column::misspelt_column;
+pub use misspelt_cte::misspelt_cte;
 pub use misspelt_ref::{misspelt_ref, parse_missing_ref, MissingRef};
 pub use misspelt_source::{misspelt_source, parse_missing_source, MissingSource};
 pub use renamed_column::{rename_kind, renamed_column, RenameKind};
@@ -49,6 +71,7 @@ pub use suggested_name::{
 };
 pub use syntax_repair::{misspelt_keyword, unclosed_case, unclosed_parenthesis};
 pub use trailing_comma::trailing_comma;
+pub use trailing_semicolon::trailing_semicolon;
 pub use type_mismatch::{
     iso_basic_date, parse_mismatch, type_mismatch, Mismatch, MismatchPattern, MISMATCH_PATTERNS,
 };
@@ -56,6 +79,10 @@ pub use unclosed_block::{parse_unclosed_block, unclosed_block};
 pub use unclosed_jinja::{parse_unclosed_tags, unclosed_jinja, UnclosedTag};
 pub use undefined_macro::{parse_undefined_name, undefined_macro, DBT_BUILTINS};
 pub use unknown_function::{parse_unknown_function, unknown_function};
+pub use window_in_where::{
+    refuses_window_in_where, window_in_where, QualifySupport, QUALIFY_ADAPTERS,
+    WINDOW_IN_WHERE_PATTERNS,
+};
 pub use wrong_alias::wrong_alias;
 
 use std::ops::Range;
@@ -76,6 +103,21 @@ pub struct Rule {
 
 /// Every rule, in the order they are tried.
 pub const RULES: &[Rule] = &[
+    Rule {
+        name: double_quoted_string::NAME,
+        // First for a missing column: a double-quoted word compared as a value that no
+        // relation has is a string, and the rename rules would otherwise look for a
+        // column spelt like it.
+        classes: &[ErrorClass::MissingColumn],
+        apply: double_quoted_string,
+    },
+    Rule {
+        name: alias_in_where::NAME,
+        // Before the rename rules: a name the same select defines as an alias is no
+        // misspelling, whatever upstream column is spelt like it.
+        classes: &[ErrorClass::MissingColumn],
+        apply: alias_in_where,
+    },
     Rule {
         name: renamed_column::NAME,
         // Before `misspelt_column`: a name that differs by whole words (`customer_name`
@@ -119,6 +161,13 @@ pub const RULES: &[Rule] = &[
         apply: wrong_alias,
     },
     Rule {
+        name: misspelt_cte::NAME,
+        // Before `hardcoded_relation`: a slip of the model's own CTE name (`loan` for the
+        // CTE `loans`) would otherwise become a `ref()` of the node the CTE reads.
+        classes: &[ErrorClass::UnknownRelation],
+        apply: misspelt_cte,
+    },
+    Rule {
         name: hardcoded_relation::NAME,
         // After the rules that read dbt's own wordings: this one answers the
         // warehouse's "table does not exist" for a name written without `ref()`.
@@ -154,6 +203,16 @@ pub const RULES: &[Rule] = &[
         apply: stray_comma,
     },
     Rule {
+        name: trailing_semicolon::NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: trailing_semicolon,
+    },
+    Rule {
+        name: dangling_connector::NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: dangling_connector,
+    },
+    Rule {
         name: syntax_repair::PARENTHESIS_NAME,
         classes: &[ErrorClass::SqlSyntax],
         apply: unclosed_parenthesis,
@@ -167,6 +226,13 @@ pub const RULES: &[Rule] = &[
         name: missing_group_by::NAME,
         classes: &[ErrorClass::MissingGroupBy],
         apply: missing_group_by,
+    },
+    Rule {
+        name: aggregate_in_where::NAME,
+        // PostgreSQL files an aggregate in WHERE under the same SQLSTATE as a column
+        // missing from GROUP BY (42803, grouping_error); the rule insists on its wording.
+        classes: &[ErrorClass::MissingGroupBy],
+        apply: aggregate_in_where,
     },
     Rule {
         name: unknown_function::NAME,
@@ -190,6 +256,13 @@ pub const RULES: &[Rule] = &[
         name: division_by_zero::NAME,
         classes: &[ErrorClass::DivisionByZero],
         apply: division_by_zero,
+    },
+    Rule {
+        name: double_equals::NAME,
+        // PostgreSQL reads `==` as an operator no type has: before the rules that answer
+        // a type mismatch with a cast.
+        classes: &[ErrorClass::TypeMismatch],
+        apply: double_equals,
     },
     Rule {
         name: string_concat::NAME,
@@ -217,6 +290,13 @@ pub const RULES: &[Rule] = &[
         apply: undefined_macro,
     },
     Rule {
+        name: macro_keyword::NAME,
+        // dbt's "takes no keyword argument" is a compilation error; the rule insists on
+        // that wording.
+        classes: &[ErrorClass::JinjaCompilation],
+        apply: macro_keyword,
+    },
+    Rule {
         name: unclosed_jinja::NAME,
         classes: &[ErrorClass::JinjaCompilation],
         apply: unclosed_jinja,
@@ -225,6 +305,14 @@ pub const RULES: &[Rule] = &[
         name: unclosed_block::NAME,
         classes: &[ErrorClass::JinjaCompilation],
         apply: unclosed_block,
+    },
+    Rule {
+        name: window_in_where::NAME,
+        // A window in WHERE is a clause the query must be written with, not a value
+        // problem; the rule insists on the warehouse's wording, so the syntax rules
+        // before it never see it as theirs.
+        classes: &[ErrorClass::SqlSyntax],
+        apply: window_in_where,
     },
 ];
 
@@ -413,6 +501,8 @@ mod tests {
         assert_eq!(
             names(ErrorClass::MissingColumn),
             vec![
+                "double_quoted_string",
+                "alias_in_where",
                 "renamed_column",
                 "misspelt_column",
                 "alias_typo",
@@ -426,12 +516,18 @@ mod tests {
                 "missing_comma",
                 "trailing_comma",
                 "stray_comma",
+                "trailing_semicolon",
+                "dangling_connector",
                 "unclosed_parenthesis",
                 "unclosed_case",
-                "suggested_name"
+                "suggested_name",
+                "window_in_where"
             ]
         );
-        assert_eq!(names(ErrorClass::MissingGroupBy), vec!["missing_group_by"]);
+        assert_eq!(
+            names(ErrorClass::MissingGroupBy),
+            vec!["missing_group_by", "aggregate_in_where"]
+        );
         assert_eq!(
             names(ErrorClass::UnknownFunction),
             vec!["unknown_function", "suggested_name"]
@@ -445,6 +541,7 @@ mod tests {
                 "misspelt_ref",
                 "misspelt_source",
                 "alias_typo",
+                "misspelt_cte",
                 "hardcoded_relation",
                 "suggested_name"
             ]
@@ -453,11 +550,16 @@ mod tests {
         assert_eq!(names(ErrorClass::DivisionByZero), vec!["division_by_zero"]);
         assert_eq!(
             names(ErrorClass::JinjaCompilation),
-            vec!["undefined_macro", "unclosed_jinja", "unclosed_block"]
+            vec![
+                "undefined_macro",
+                "macro_keyword",
+                "unclosed_jinja",
+                "unclosed_block"
+            ]
         );
         assert_eq!(
             names(ErrorClass::TypeMismatch),
-            vec!["string_concat", "type_mismatch"]
+            vec!["double_equals", "string_concat", "type_mismatch"]
         );
         assert_eq!(names(ErrorClass::RuntimeData), vec!["bad_cast"]);
         assert!(names(ErrorClass::Connection).is_empty());

@@ -25,6 +25,8 @@ const LIST_ENDS: &[&str] = &[
     "union",
     "intersect",
     "except",
+    // A comma after the last CTE: `with o as (…),\nselect …` (DuckDB accepts it).
+    "select",
     ")",
 ];
 

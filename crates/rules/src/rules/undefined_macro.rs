@@ -150,6 +150,7 @@ mod tests {
             model_name: "m",
             model_sql: sql,
             project_macro_names: macros,
+            macro_signatures: &[],
             ..RuleInput::default()
         })
     }
