@@ -18,12 +18,12 @@ use crate::patterns::{self, AdapterPattern};
 use crate::rewrite::apply_edits;
 use crate::segment::segment;
 use crate::structure::{select_scopes, ClauseKind};
-use crate::tokens::tokenize;
+use crate::tokens::{tokenize, Token, TokenKind};
 use crate::{sqlcheck, RuleFix, RuleInput};
 
 use super::misplaced_condition::{
-    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, Destination,
-    WhereSplit,
+    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, unquoted,
+    Destination, TermReads, WhereSplit,
 };
 use super::{snippet, warehouse_name};
 
@@ -126,8 +126,24 @@ pub fn window_in_where(input: &RuleInput) -> Option<RuleFix> {
         let Some(where_clause) = scope.clause(ClauseKind::Where) else {
             continue;
         };
+        // `row_number() over (…) as rn … where rn = 1`: DuckDB reads a select alias in
+        // WHERE, so the alias of a window is a window there too.
+        let window_aliases: Vec<String> = scope
+            .items
+            .iter()
+            .filter(|item| term_reads(&tokens, sql, (*item).clone()).is_some_and(|r| r.windows > 0))
+            .filter_map(|item| item_alias(&tokens, sql, item))
+            .collect();
+        let reads_window = |reads: &TermReads| {
+            reads.windows > 0
+                || reads.bare_columns.iter().any(|column| {
+                    window_aliases
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(column))
+                })
+        };
         let has_window = |range: std::ops::Range<usize>| {
-            term_reads(&tokens, sql, range).is_none_or(|r| r.windows > 0)
+            term_reads(&tokens, sql, range).is_none_or(|r| reads_window(&r))
         };
         let Some(conditions) = conjuncts(&tokens, sql, where_clause.body.clone(), scope.depth)
         else {
@@ -139,7 +155,7 @@ pub fn window_in_where(input: &RuleInput) -> Option<RuleFix> {
         let mut moved = Vec::with_capacity(conditions.terms.len());
         for term in &conditions.terms {
             let reads = term_reads(&tokens, sql, term.clone())?;
-            let moves = reads.windows > 0;
+            let moves = reads_window(&reads);
             if moves {
                 if reads.aggregates > 0 {
                     return None;
@@ -200,6 +216,19 @@ pub fn window_in_where(input: &RuleInput) -> Option<RuleFix> {
     })
 }
 
+/// The alias a select item gives its value: the name after `as`, or a name right after
+/// a closing parenthesis (`row_number() over (…) rn`).
+fn item_alias(tokens: &[Token], sql: &str, item: &std::ops::Range<usize>) -> Option<String> {
+    let last = item.end.checked_sub(1).filter(|last| *last > item.start)?;
+    let name = &tokens[last];
+    if !matches!(name.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+        return None;
+    }
+    let before = &tokens[last - 1];
+    (before.is_keyword(sql, "as") || before.is_punct(sql, ')'))
+        .then(|| unquoted(name, sql).to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +246,27 @@ mod tests {
             ..RuleInput::default()
         };
         window_in_where(&input).map(|f| f.fixed_sql)
+    }
+
+    #[test]
+    fn a_condition_on_a_window_alias_moves_too() {
+        // The probe's model: DuckDB resolved `genre_rank` to the window it names and
+        // refused it in WHERE with the same words.
+        let sql = "select\n    book_id,\n    times_loaned,\n    rank() over (partition by genre order by times_loaned desc) as genre_rank\nfrom counts\nwhere times_loaned > 0 and genre_rank = 1\n";
+        assert_eq!(
+            fixed(sql, "duckdb").as_deref(),
+            Some("select\n    book_id,\n    times_loaned,\n    rank() over (partition by genre order by times_loaned desc) as genre_rank\nfrom counts\nwhere times_loaned > 0\nqualify genre_rank = 1\n")
+        );
+        let implicit = "select a, row_number() over (order by b) rn from t where rn = 1";
+        assert_eq!(
+            fixed(implicit, "duckdb").as_deref(),
+            Some("select a, row_number() over (order by b) rn from t qualify rn = 1")
+        );
+        // An alias of a plain column is no window: nothing moves.
+        assert_eq!(
+            fixed("select a, b as rn from t where rn = 1", "duckdb"),
+            None
+        );
     }
 
     #[test]
