@@ -725,10 +725,31 @@ impl Validator {
         let mut took = Duration::ZERO;
         let mut record = Vec::new();
         for args in commands {
-            let run = session
+            let mut run = session
                 .run(args)
                 .instrument(tracing::info_span!("validator.dbt", step = name))
                 .await;
+            // dbt's `--empty` wraps each ref in `(select … limit 0) _dbt_limit_subq_x`,
+            // and on PostgreSQL, Redshift and others that alias clashes with the model's
+            // own (`from {{ ref('x') }} l`): a syntax error of dbt's making, whatever the
+            // fix (dbt-labs/dbt-adapters#660). Built without `--empty` instead — in the
+            // scratch copy or the validator's own schema, never the user's.
+            let cannot_be_empty = matches!(&run, Ok(done) if !done.ok && done.output.contains(EMPTY_SUBQUERY_ALIAS))
+                && args.contains(&"--empty")
+                && session.builds.allowed();
+            if cannot_be_empty {
+                record.push(format!(
+                    "dbt's --empty aliases every ref ({EMPTY_SUBQUERY_ALIAS}…) and this SQL aliases \
+                     it again, which the warehouse refuses (dbt-labs/dbt-adapters#660): built \
+                     with data instead"
+                ));
+                let with_data: Vec<&str> =
+                    args.iter().copied().filter(|a| *a != "--empty").collect();
+                run = session
+                    .run(&with_data)
+                    .instrument(tracing::info_span!("validator.dbt", step = name))
+                    .await;
+            }
             let run = match run {
                 Ok(run) => run,
                 Err(DbtError::Timeout(after, command)) => {
@@ -973,6 +994,9 @@ struct DbtSession {
     /// Where the steps that build relations may build.
     builds: Builds,
 }
+
+/// The alias dbt gives each ref's zero-row subquery under `--empty`.
+const EMPTY_SUBQUERY_ALIAS: &str = "_dbt_limit_subq";
 
 /// Where dbt may build relations during a validation.
 enum Builds {

@@ -17,10 +17,12 @@ const SWITCH: &str = "DBTOPS_TEST_POSTGRES";
 
 const STAGING: &str = "select id, name, team from {{ ref('people') }}\n";
 const SUMMARY_PATH: &str = "models/team_sizes.sql";
+// The ref is aliased (`p`), as many models write it: on PostgreSQL dbt's `--empty` then
+// writes two aliases, and the validator has to build it another way.
 const SUMMARY: &str =
-    "select team, count(*) as people\nfrom {{ ref('stg_people') }}\ngroup by team\n";
+    "select p.team, count(*) as people\nfrom {{ ref('stg_people') }} p\ngroup by p.team\n";
 const BROKEN_SUMMARY: &str =
-    "select teem, count(*) as people\nfrom {{ ref('stg_people') }}\ngroup by teem\n";
+    "select p.teem, count(*) as people\nfrom {{ ref('stg_people') }} p\ngroup by p.teem\n";
 
 /// A three-node project (a seed, a view, a table) under `root` with `profile` as its
 /// profiles.yml.
@@ -211,6 +213,10 @@ async fn on_postgres_validation_builds_in_its_own_schema_and_the_users_keeps_its
     std::fs::write(project.join(SUMMARY_PATH), BROKEN_SUMMARY).unwrap();
     let count = |relation: &str| psql(&format!("select count(*) from {relation}"));
     assert_eq!(count(&format!("{schema}.team_sizes")), "2");
+    // A row no dbt run makes: any rebuild of the user's table, empty or with data, drops it.
+    psql(&format!(
+        "insert into {schema}.team_sizes (team, people) values ('marker', 99)"
+    ));
 
     let steps = validate_the_fix(&project, "postgres").await;
     let names = names(&steps);
@@ -224,9 +230,29 @@ async fn on_postgres_validation_builds_in_its_own_schema_and_the_users_keeps_its
         "{}",
         note.output
     );
+    let build = steps
+        .iter()
+        .find(|step| step.name == "dbt build --empty")
+        .expect("the build step");
+    assert!(
+        build.output.contains("built with data instead"),
+        "dbt's double alias is worked around: {}",
+        build.output
+    );
 
-    // The user's relations keep their rows; the empty build went to the validator's schema.
-    assert_eq!(count(&format!("{schema}.team_sizes")), "2");
+    // The user's table was not rebuilt: its marker row is still there. The build went to
+    // the validator's schema.
+    assert_eq!(count(&format!("{schema}.team_sizes")), "3");
+    assert_eq!(
+        psql(&format!(
+            "select people from {schema}.team_sizes where team = 'marker'"
+        )),
+        "99"
+    );
     assert_eq!(count(&format!("{schema}.stg_people")), "3");
-    assert_eq!(count(&format!("{own}.team_sizes")), "0");
+    assert_eq!(
+        count(&format!("{own}.team_sizes")),
+        "2",
+        "built with data there"
+    );
 }
