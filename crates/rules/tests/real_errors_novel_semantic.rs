@@ -22,78 +22,10 @@
 //! a guess, or the adapter lacks what the fix needs. Every fix is also checked to leave
 //! the model's Jinja untouched and not to come back once rejected.
 
-use dbtops_rules::segment::{segment, SegmentKind};
-use dbtops_rules::{propose_fix, ErrorClass, ParentColumns, RuleInput};
+mod common;
 
-struct Case {
-    class: ErrorClass,
-    adapter: &'static str,
-    model: &'static str,
-    message: &'static str,
-    sql: &'static str,
-    parents: &'static [ParentColumns<'static>],
-}
-
-impl Case {
-    fn input(&self) -> RuleInput<'static> {
-        RuleInput {
-            error_class: self.class,
-            error_message: self.message,
-            model_name: self.model,
-            model_sql: self.sql,
-            parents: self.parents,
-            project_node_names: &[],
-            project_macro_names: &[],
-            source_tables: &[],
-            adapter: self.adapter,
-            rejected_sql: &[],
-            // Fields other rules read (macro signatures, …) stay empty.
-            ..RuleInput::default()
-        }
-    }
-
-    /// The rule `rule` fixes the model to exactly `expected`, keeps Jinja as it was, and
-    /// does not propose the same fix again once it was rejected.
-    fn fixes_to(&self, rule: &str, expected: &str) {
-        let input = self.input();
-        let Some(fix) = propose_fix(&input) else {
-            panic!("no fix for {:?}", self.message);
-        };
-        assert_eq!(fix.rule, rule, "{}", fix.explanation);
-        assert_eq!(fix.fixed_sql, expected, "{}", fix.explanation);
-        assert!(
-            fix.explanation.contains(self.model),
-            "the explanation names the model: {}",
-            fix.explanation
-        );
-        assert!((0.5..=0.95).contains(&fix.confidence), "{}", fix.confidence);
-        assert_eq!(
-            pieces(self.sql, |k| k.is_jinja()),
-            pieces(&fix.fixed_sql, |k| k.is_jinja()),
-            "Jinja changed"
-        );
-        let rejected = [expected];
-        let again = RuleInput {
-            rejected_sql: &rejected,
-            ..input
-        };
-        assert_eq!(propose_fix(&again), None, "a rejected fix came back");
-    }
-
-    /// No rule fires.
-    fn refused(&self) {
-        assert_eq!(propose_fix(&self.input()), None);
-    }
-}
-
-/// The texts of the segments of the kinds `keep` selects, in order.
-fn pieces(sql: &str, keep: impl Fn(SegmentKind) -> bool) -> Vec<&str> {
-    segment(sql)
-        .into_iter()
-        .filter(|s| keep(s.kind))
-        .map(|s| &sql[s.range])
-        .collect()
-}
+use common::Case;
+use dbtops_rules::{ErrorClass, ParentColumns};
 
 /// `revenue_daily` with `where order_status = "completed"`. The fix is the original model, which built.
 #[test]

@@ -25,74 +25,10 @@
 //! Where the rules must refuse, the test says why. Every fix is also checked to leave
 //! the model's Jinja and string literals untouched and not to come back once rejected.
 
-use dbtops_rules::segment::{segment, SegmentKind};
-use dbtops_rules::{propose_fix, ErrorClass, RuleInput};
+mod common;
 
-struct Case {
-    class: ErrorClass,
-    adapter: &'static str,
-    model: &'static str,
-    message: &'static str,
-    sql: &'static str,
-}
-
-impl Case {
-    fn input(&self) -> RuleInput<'static> {
-        RuleInput {
-            error_class: self.class,
-            error_message: self.message,
-            model_name: self.model,
-            model_sql: self.sql,
-            adapter: self.adapter,
-            ..RuleInput::default()
-        }
-    }
-
-    /// The rule `rule` fixes the model to exactly `expected`, keeps Jinja and string
-    /// literals as they were, and does not propose the same fix again once it was
-    /// rejected.
-    fn fixes_to(&self, rule: &str, expected: &str) {
-        let input = self.input();
-        let Some(fix) = propose_fix(&input) else {
-            panic!("no fix for {:?}", self.message);
-        };
-        assert_eq!(fix.rule, rule, "{}", fix.explanation);
-        assert_eq!(fix.fixed_sql, expected, "{}", fix.explanation);
-        assert!(
-            fix.explanation.contains(self.model),
-            "the explanation names the model: {}",
-            fix.explanation
-        );
-        assert!((0.5..=0.95).contains(&fix.confidence), "{}", fix.confidence);
-        for keep in [SegmentKind::is_jinja, |k| k == SegmentKind::StringLiteral] {
-            assert_eq!(
-                pieces(self.sql, keep),
-                pieces(&fix.fixed_sql, keep),
-                "Jinja or a string literal changed"
-            );
-        }
-        let rejected = [expected];
-        let again = RuleInput {
-            rejected_sql: &rejected,
-            ..input
-        };
-        assert_eq!(propose_fix(&again), None, "a rejected fix came back");
-    }
-
-    /// No rule fires.
-    fn refused(&self) {
-        assert_eq!(propose_fix(&self.input()), None);
-    }
-}
-
-/// The texts of the segments of the kinds `keep` selects, in order.
-fn pieces(sql: &str, keep: fn(SegmentKind) -> bool) -> Vec<&str> {
-    segment(sql)
-        .into_iter()
-        .filter(|s| keep(s.kind))
-        .map(|s| &sql[s.range])
-        .collect()
-}
+use common::Case;
+use dbtops_rules::ErrorClass;
 
 /// A select ending in `;`: dbt's `create view … as (` wrapper then ends inside its parenthesis.
 #[test]
@@ -103,6 +39,7 @@ fn duckdb_semicolon_at_the_end_of_a_view() {
         model: "p_semi_end",
         message: "Runtime Error in model p_semi_end (models/probe2/p_semi_end.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 8: from \"coffee_shop\".\"main\".\"stg_orders\";\n                                                ^",
         sql: "select\n    order_id,\n    customer_id\nfrom {{ ref('stg_orders') }};\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -119,6 +56,7 @@ fn duckdb_semicolon_after_the_final_select_of_ctes_with_a_comment_after_it() {
         model: "p_semi_cte",
         message: "Runtime Error in model p_semi_cte (models/probe2/p_semi_cte.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 10: where customer_id > 1;\n                                ^",
         sql: "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n)\n\nselect order_id from o\nwhere customer_id > 1;\n\n-- trailing comment\n",
+        parents: &[],
     };
     case.fixes_to("trailing_semicolon", "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n)\n\nselect order_id from o\nwhere customer_id > 1\n\n-- trailing comment\n");
 }
@@ -132,6 +70,7 @@ fn duckdb_semicolon_after_a_jinja_block() {
         model: "p_semi_jinja",
         message: "Runtime Error in model p_semi_jinja (models/probe2/p_semi_jinja.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 7: ;\n          ^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\n{% if is_incremental() %}\nwhere order_id > 1\n{% endif %};\n",
+        parents: &[],
     };
     case.fixes_to("trailing_semicolon", "select order_id\nfrom {{ ref('stg_orders') }}\n{% if is_incremental() %}\nwhere order_id > 1\n{% endif %}\n");
 }
@@ -145,6 +84,7 @@ fn duckdb_semicolon_at_the_end_of_a_table() {
         model: "q_semi_table",
         message: "Runtime Error in model q_semi_table (models/probe2/q_semi_table.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 12: from \"coffee_shop\".\"main\".\"stg_orders\";\n                                                 ^",
         sql: "{{ config(materialized='table') }}\nselect order_id\nfrom {{ ref('stg_orders') }};\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -161,6 +101,7 @@ fn duckdb_semicolon_inside_a_cte() {
         model: "r_semi_in_cte",
         message: "Runtime Error in model r_semi_in_cte (models/probe2/r_semi_in_cte.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 6:     select order_id from \"coffee_shop\".\"main\".\"stg_orders\";\n                                                                    ^",
         sql: "with o as (\n    select order_id from {{ ref('stg_orders') }};\n)\nselect * from o\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -177,6 +118,7 @@ fn duckdb_and_at_the_end_of_the_model() {
         model: "p_dangling_and",
         message: "Runtime Error in model p_dangling_and (models/probe2/p_dangling_and.sql)\n  Parser Error: syntax error at or near \")\"\n  \n  LINE 9:   );\n            ^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed'\n  and\n",
+        parents: &[],
     };
     case.fixes_to(
         "dangling_connector",
@@ -193,6 +135,7 @@ fn duckdb_and_before_group_by() {
         model: "p_dangling_and_group",
         message: "Runtime Error in model p_dangling_and_group (models/probe2/p_dangling_and_group.sql)\n  Parser Error: syntax error at or near \"group\"\n  \n  LINE 8: group by customer_id\n          ^^^^^",
         sql: "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed' and\ngroup by customer_id\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed'\ngroup by customer_id\n");
 }
@@ -206,6 +149,7 @@ fn duckdb_and_at_the_end_of_a_join_condition() {
         model: "p_dangling_on",
         message: "Runtime Error in model p_dangling_on (models/probe2/p_dangling_on.sql)\n  Parser Error: syntax error at or near \"where\"\n  \n  LINE 8: where o.order_id > 0\n          ^^^^^",
         sql: "select o.order_id, c.customer_name\nfrom {{ ref('stg_orders') }} as o\nleft join {{ ref('stg_customers') }} as c on o.customer_id = c.customer_id and\nwhere o.order_id > 0\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select o.order_id, c.customer_name\nfrom {{ ref('stg_orders') }} as o\nleft join {{ ref('stg_customers') }} as c on o.customer_id = c.customer_id\nwhere o.order_id > 0\n");
 }
@@ -219,6 +163,7 @@ fn duckdb_or_before_the_closing_parenthesis_of_a_cte() {
         model: "p_dangling_or_paren",
         message: "Runtime Error in model p_dangling_or_paren (models/probe2/p_dangling_or_paren.sql)\n  Parser Error: syntax error at or near \")\"\n  \n  LINE 8: )\n          ^",
         sql: "with o as (\n    select order_id from {{ ref('stg_orders') }}\n    where order_status = 'completed' or\n)\nselect * from o\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "with o as (\n    select order_id from {{ ref('stg_orders') }}\n    where order_status = 'completed'\n)\nselect * from o\n");
 }
@@ -232,6 +177,7 @@ fn duckdb_and_after_a_commented_out_first_condition() {
         model: "q_leading_and",
         message: "Runtime Error in model q_leading_and (models/probe2/q_leading_and.sql)\n  Parser Error: syntax error at or near \"and\"\n  \n  LINE 9:     and order_status = 'completed'\n              ^^^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere\n    -- order_id > 0\n    and order_status = 'completed'\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select order_id\nfrom {{ ref('stg_orders') }}\nwhere\n    -- order_id > 0\n    order_status = 'completed'\n");
 }
@@ -245,6 +191,7 @@ fn duckdb_and_typed_twice() {
         model: "q_double_and",
         message: "Runtime Error in model q_double_and (models/probe2/q_double_and.sql)\n  Parser Error: syntax error at or near \"and\"\n  \n  LINE 7: where order_id > 0 and and order_status = 'completed'\n                                 ^^^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and and order_status = 'completed'\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and order_status = 'completed'\n");
 }
@@ -258,6 +205,7 @@ fn duckdb_or_at_the_end_of_having() {
         model: "q_or_having",
         message: "Runtime Error in model q_or_having (models/probe2/q_or_having.sql)\n  Parser Error: syntax error at or near \"order\"\n  \n  LINE 9: order by customer_id\n          ^^^^^",
         sql: "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\ngroup by customer_id\nhaving count(*) > 1 or\norder by customer_id\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\ngroup by customer_id\nhaving count(*) > 1\norder by customer_id\n");
 }
@@ -271,6 +219,7 @@ fn duckdb_missing_comma_between_ctes_is_already_fixed() {
         model: "p_cte_comma",
         message: "Runtime Error in model p_cte_comma (models/probe2/p_cte_comma.sql)\n  Parser Error: syntax error at or near \"c\"\n  \n  LINE 9: c as (\n          ^",
         sql: "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n)\n\nc as (\n    select customer_id, customer_name from {{ ref('stg_customers') }}\n)\n\nselect o.order_id, c.customer_name from o left join c on o.customer_id = c.customer_id\n",
+        parents: &[],
     };
     case.fixes_to("missing_comma", "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n),\n\nc as (\n    select customer_id, customer_name from {{ ref('stg_customers') }}\n)\n\nselect o.order_id, c.customer_name from o left join c on o.customer_id = c.customer_id\n");
 }
@@ -284,6 +233,7 @@ fn postgres_semicolon_at_the_end_of_a_view() {
         model: "p_semi_end",
         message: "Database Error in model p_semi_end (models/probe2/p_semi_end.sql)\n  syntax error at or near \";\"\n  LINE 10: from \"test\".\"nsx_probe\".\"stg_orders\";\n                                               ^\n  compiled code at target/run/coffee_shop/models/probe2/p_semi_end.sql",
         sql: "select\n    order_id,\n    customer_id\nfrom {{ ref('stg_orders') }};\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -300,6 +250,7 @@ fn postgres_semicolon_inside_a_cte() {
         model: "r_semi_in_cte",
         message: "Database Error in model r_semi_in_cte (models/probe2/r_semi_in_cte.sql)\n  syntax error at or near \";\"\n  LINE 8:     select order_id from \"test\".\"nsx_probe\".\"stg_orders\";\n                                                                  ^\n  compiled code at target/run/coffee_shop/models/probe2/r_semi_in_cte.sql",
         sql: "with o as (\n    select order_id from {{ ref('stg_orders') }};\n)\nselect * from o\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -316,6 +267,7 @@ fn postgres_semicolon_at_the_end_of_a_table() {
         model: "q_semi_table",
         message: "Database Error in model q_semi_table (models/probe2/q_semi_table.sql)\n  syntax error at or near \";\"\n  LINE 14: from \"test\".\"nsx_probe\".\"stg_orders\";\n                                               ^\n  compiled code at target/run/coffee_shop/models/probe2/q_semi_table.sql",
         sql: "{{ config(materialized='table') }}\nselect order_id\nfrom {{ ref('stg_orders') }};\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_semicolon",
@@ -332,6 +284,7 @@ fn postgres_and_at_the_end_of_the_model() {
         model: "p_dangling_and",
         message: "Database Error in model p_dangling_and (models/probe2/p_dangling_and.sql)\n  syntax error at or near \")\"\n  LINE 11:   );\n             ^\n  compiled code at target/run/coffee_shop/models/probe2/p_dangling_and.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed'\n  and\n",
+        parents: &[],
     };
     case.fixes_to(
         "dangling_connector",
@@ -348,6 +301,7 @@ fn postgres_and_after_a_commented_out_first_condition() {
         model: "q_leading_and",
         message: "Database Error in model q_leading_and (models/probe2/q_leading_and.sql)\n  syntax error at or near \"and\"\n  LINE 11:     and order_status = 'completed'\n               ^\n  compiled code at target/run/coffee_shop/models/probe2/q_leading_and.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere\n    -- order_id > 0\n    and order_status = 'completed'\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select order_id\nfrom {{ ref('stg_orders') }}\nwhere\n    -- order_id > 0\n    order_status = 'completed'\n");
 }
@@ -361,6 +315,7 @@ fn postgres_and_before_group_by() {
         model: "p_dangling_and_group",
         message: "Database Error in model p_dangling_and_group (models/probe2/p_dangling_and_group.sql)\n  syntax error at or near \"group\"\n  LINE 10: group by customer_id\n           ^\n  compiled code at target/run/coffee_shop/models/probe2/p_dangling_and_group.sql",
         sql: "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed' and\ngroup by customer_id\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "select customer_id, count(*) as n\nfrom {{ ref('stg_orders') }}\nwhere order_status = 'completed'\ngroup by customer_id\n");
 }
@@ -374,6 +329,7 @@ fn postgres_or_before_the_closing_parenthesis_of_a_cte() {
         model: "p_dangling_or_paren",
         message: "Database Error in model p_dangling_or_paren (models/probe2/p_dangling_or_paren.sql)\n  syntax error at or near \")\"\n  LINE 10: )\n           ^\n  compiled code at target/run/coffee_shop/models/probe2/p_dangling_or_paren.sql",
         sql: "with o as (\n    select order_id from {{ ref('stg_orders') }}\n    where order_status = 'completed' or\n)\nselect * from o\n",
+        parents: &[],
     };
     case.fixes_to("dangling_connector", "with o as (\n    select order_id from {{ ref('stg_orders') }}\n    where order_status = 'completed'\n)\nselect * from o\n");
 }
@@ -387,6 +343,7 @@ fn postgres_double_equals() {
         model: "p_eqeq",
         message: "Database Error in model p_eqeq (models/probe2/p_eqeq.sql)\n  operator does not exist: text == unknown\n  LINE 9: where order_status == 'completed'\n                             ^\n  HINT:  No operator matches the given name and argument types. You might need to add explicit type casts.\n  compiled code at target/run/coffee_shop/models/probe2/p_eqeq.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_status == 'completed'\n",
+        parents: &[],
     };
     case.fixes_to(
         "double_equals",
@@ -403,6 +360,7 @@ fn postgres_missing_comma_between_ctes_is_already_fixed() {
         model: "p_cte_comma",
         message: "Database Error in model p_cte_comma (models/probe2/p_cte_comma.sql)\n  syntax error at or near \"c\"\n  LINE 11: c as (\n           ^\n  compiled code at target/run/coffee_shop/models/probe2/p_cte_comma.sql",
         sql: "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n)\n\nc as (\n    select customer_id, customer_name from {{ ref('stg_customers') }}\n)\n\nselect o.order_id, c.customer_name from o left join c on o.customer_id = c.customer_id\n",
+        parents: &[],
     };
     case.fixes_to("missing_comma", "with o as (\n    select order_id, customer_id from {{ ref('stg_orders') }}\n),\n\nc as (\n    select customer_id, customer_name from {{ ref('stg_customers') }}\n)\n\nselect o.order_id, c.customer_name from o left join c on o.customer_id = c.customer_id\n");
 }
@@ -416,6 +374,7 @@ fn duckdb_two_statements_are_not_one_with_a_semicolon_too_many() {
         model: "r_two_statements",
         message: "Runtime Error in model r_two_statements (models/probe2/r_two_statements.sql)\n  Parser Error: syntax error at or near \";\"\n  \n  LINE 5:     select order_id from \"coffee_shop\".\"main\".\"stg_orders\";\n                                                                    ^",
         sql: "select order_id from {{ ref('stg_orders') }};\nselect customer_id from {{ ref('stg_orders') }}\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -429,6 +388,7 @@ fn postgres_two_statements_are_not_one_with_a_semicolon_too_many() {
         model: "r_two_statements",
         message: "Database Error in model r_two_statements (models/probe2/r_two_statements.sql)\n  syntax error at or near \";\"\n  LINE 7:     select order_id from \"test\".\"nsx_probe\".\"stg_orders\";\n                                                                  ^\n  compiled code at target/run/coffee_shop/models/probe2/r_two_statements.sql",
         sql: "select order_id from {{ ref('stg_orders') }};\nselect customer_id from {{ ref('stg_orders') }}\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -442,6 +402,7 @@ fn duckdb_and_before_an_if_block_is_left_alone() {
         model: "r_and_before_if",
         message: "Runtime Error in model r_and_before_if (models/probe2/r_and_before_if.sql)\n  Parser Error: syntax error at or near \")\"\n  \n  LINE 9:   );\n            ^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and\n{% if var('only_completed', false) %}\n    order_status = 'completed'\n{% endif %}\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -455,6 +416,7 @@ fn postgres_and_before_an_if_block_is_left_alone() {
         model: "r_and_before_if",
         message: "Database Error in model r_and_before_if (models/probe2/r_and_before_if.sql)\n  syntax error at or near \")\"\n  LINE 11:   );\n             ^\n  compiled code at target/run/coffee_shop/models/probe2/r_and_before_if.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and\n{% if var('only_completed', false) %}\n    order_status = 'completed'\n{% endif %}\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -468,6 +430,7 @@ fn duckdb_between_without_its_upper_bound_is_left_alone() {
         model: "r_between_dangling",
         message: "Runtime Error in model r_between_dangling (models/probe2/r_between_dangling.sql)\n  Parser Error: syntax error at or near \"order\"\n  \n  LINE 8: order by order_id\n          ^^^^^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id between 1 and\norder by order_id\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -481,6 +444,7 @@ fn duckdb_and_or_is_left_alone() {
         model: "r_and_or",
         message: "Runtime Error in model r_and_or (models/probe2/r_and_or.sql)\n  Parser Error: syntax error at or near \"or\"\n  \n  LINE 7: where order_id > 0 and or order_status = 'completed'\n                                 ^^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and or order_status = 'completed'\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -494,6 +458,7 @@ fn postgres_and_or_is_left_alone() {
         model: "r_and_or",
         message: "Database Error in model r_and_or (models/probe2/r_and_or.sql)\n  syntax error at or near \"or\"\n  LINE 9: where order_id > 0 and or order_status = 'completed'\n                                 ^\n  compiled code at target/run/coffee_shop/models/probe2/r_and_or.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id > 0 and or order_status = 'completed'\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -507,6 +472,7 @@ fn duckdb_a_comparison_without_its_right_operand_is_left_alone() {
         model: "p_dangling_cmp",
         message: "Runtime Error in model p_dangling_cmp (models/probe2/p_dangling_cmp.sql)\n  Parser Error: syntax error at or near \")\"\n  \n  LINE 8:   );\n            ^",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id >\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -520,6 +486,7 @@ fn postgres_a_comparison_without_its_right_operand_is_left_alone() {
         model: "p_dangling_cmp",
         message: "Database Error in model p_dangling_cmp (models/probe2/p_dangling_cmp.sql)\n  syntax error at or near \")\"\n  LINE 10:   );\n             ^\n  compiled code at target/run/coffee_shop/models/probe2/p_dangling_cmp.sql",
         sql: "select order_id\nfrom {{ ref('stg_orders') }}\nwhere order_id >\n",
+        parents: &[],
     };
     case.refused();
 }
@@ -535,6 +502,7 @@ fn postgres_comma_after_the_last_cte() {
         model: "p_cte_trailing",
         message: "Database Error in model p_cte_trailing (models/p_cte_trailing.sql)\n  syntax error at or near \"select\"\n  LINE 11: select order_id from o\n           ^\n  compiled code at target/run/pgp/models/p_cte_trailing.sql",
         sql: "with o as (\n    select 1 as order_id\n),\n\nselect order_id from o\n",
+        parents: &[],
     };
     case.fixes_to(
         "trailing_comma",

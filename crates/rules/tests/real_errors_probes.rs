@@ -16,8 +16,10 @@
 //! the adapter of its test: each one built. A `refused` case is one the rules must
 //! leave to a person or an LLM; the test says why.
 
-use dbtops_rules::segment::{segment, SegmentKind};
-use dbtops_rules::{propose_fix, ErrorClass, ParentColumns, RuleInput};
+mod common;
+
+use common::Case;
+use dbtops_rules::{ErrorClass, ParentColumns};
 
 /// The columns of the staging models the probes read, as the detector reports them.
 const STG_ORDERS: ParentColumns<'static> = ParentColumns {
@@ -39,83 +41,6 @@ const RAW_ORDER_ITEMS: ParentColumns<'static> = ParentColumns {
     name: "raw_order_items",
     columns: &["id", "order_id", "sku", "quantity"],
 };
-
-struct Case {
-    class: ErrorClass,
-    adapter: &'static str,
-    model: &'static str,
-    message: &'static str,
-    sql: &'static str,
-    parents: &'static [ParentColumns<'static>],
-}
-
-impl Case {
-    fn input(&self) -> RuleInput<'static> {
-        RuleInput {
-            error_class: self.class,
-            error_message: self.message,
-            model_name: self.model,
-            model_sql: self.sql,
-            parents: self.parents,
-            project_node_names: &[],
-            project_macro_names: &[],
-            macro_signatures: &[],
-            source_tables: &[],
-            adapter: self.adapter,
-            rejected_sql: &[],
-        }
-    }
-
-    /// The rule `rule` fixes the model to exactly `expected`, keeps its Jinja and string
-    /// literals as they were (a GROUP BY written from scratch may copy a literal of its
-    /// select list), and does not propose the same fix again once it was rejected.
-    fn fixes_to(&self, rule: &str, expected: &str) {
-        let input = self.input();
-        let Some(fix) = propose_fix(&input) else {
-            panic!("no fix for {:?}", self.message);
-        };
-        assert_eq!(fix.rule, rule, "{}", fix.explanation);
-        assert_eq!(fix.fixed_sql, expected, "{}", fix.explanation);
-        assert!(
-            fix.explanation.contains(self.model),
-            "the explanation names the model: {}",
-            fix.explanation
-        );
-        assert!((0.5..=0.95).contains(&fix.confidence), "{}", fix.confidence);
-        assert_eq!(
-            pieces(self.sql, SegmentKind::is_jinja),
-            pieces(&fix.fixed_sql, SegmentKind::is_jinja),
-            "Jinja changed"
-        );
-        let literal = |k| k == SegmentKind::StringLiteral;
-        let (before, after) = (pieces(self.sql, literal), pieces(&fix.fixed_sql, literal));
-        if rule == "missing_group_by" {
-            assert!(after.iter().all(|a| before.contains(a)), "a new literal");
-        } else {
-            assert_eq!(before, after, "a string literal changed");
-        }
-        let rejected = [expected];
-        let again = RuleInput {
-            rejected_sql: &rejected,
-            ..input
-        };
-        assert_eq!(propose_fix(&again), None, "a rejected fix came back");
-    }
-
-    /// No rule fires.
-    fn refused(&self) {
-        assert_eq!(propose_fix(&self.input()), None);
-    }
-}
-
-/// The texts of the segments of the kinds `keep` selects, in order.
-fn pieces(sql: &str, keep: fn(SegmentKind) -> bool) -> Vec<&str> {
-    segment(sql)
-        .into_iter()
-        .filter(|s| keep(s.kind))
-        .map(|s| &sql[s.range])
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------
 // A doubled or stray comma.

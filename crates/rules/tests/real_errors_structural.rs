@@ -26,99 +26,10 @@
 //! model's Jinja untouched, and its string literals too, except the date formats that
 //! `unknown_function` translates.
 
-use dbtops_rules::segment::{segment, SegmentKind};
-use dbtops_rules::{propose_fix, ErrorClass, ParentColumns, RuleInput};
+mod common;
 
-struct Case {
-    class: ErrorClass,
-    adapter: &'static str,
-    model: &'static str,
-    message: &'static str,
-    sql: &'static str,
-    parents: &'static [ParentColumns<'static>],
-}
-
-impl Case {
-    fn input(&self) -> RuleInput<'static> {
-        RuleInput {
-            error_class: self.class,
-            error_message: self.message,
-            model_name: self.model,
-            model_sql: self.sql,
-            parents: self.parents,
-            project_node_names: &[],
-            project_macro_names: &[],
-            macro_signatures: &[],
-            source_tables: &[],
-            adapter: self.adapter,
-            rejected_sql: &[],
-        }
-    }
-
-    /// The rule `rule` fixes the model to exactly `expected`, keeps Jinja (and, but for
-    /// translated date formats, string literals) as they were, and does not propose the
-    /// same fix again once it was rejected.
-    fn fixes_to(&self, rule: &str, expected: &str) {
-        let input = self.input();
-        let Some(fix) = propose_fix(&input) else {
-            panic!("no fix for {:?}", self.message);
-        };
-        assert_eq!(fix.rule, rule, "{}", fix.explanation);
-        assert_eq!(fix.fixed_sql, expected, "{}", fix.explanation);
-        assert!(
-            fix.explanation.contains(self.model),
-            "the explanation names the model: {}",
-            fix.explanation
-        );
-        assert!((0.5..=0.95).contains(&fix.confidence), "{}", fix.confidence);
-        // Closing a block is the one fix that adds Jinja: the end tag, nothing else.
-        let mut jinja_before = pieces(self.sql, |k| k.is_jinja());
-        if rule == "unclosed_block" {
-            let after = pieces(&fix.fixed_sql, |k| k.is_jinja());
-            let added: Vec<_> = after
-                .iter()
-                .filter(|p| p.contains("endif") || p.contains("endfor"))
-                .cloned()
-                .collect();
-            assert_eq!(added.len(), 1, "{after:?}");
-            jinja_before = after.into_iter().filter(|p| *p != added[0]).collect();
-            assert_eq!(jinja_before, pieces(self.sql, |k| k.is_jinja()));
-        } else {
-            assert_eq!(
-                jinja_before,
-                pieces(&fix.fixed_sql, |k| k.is_jinja()),
-                "Jinja changed"
-            );
-        }
-        if rule != "unknown_function" {
-            assert_eq!(
-                pieces(self.sql, |k| k == SegmentKind::StringLiteral),
-                pieces(&fix.fixed_sql, |k| k == SegmentKind::StringLiteral),
-                "a string literal changed"
-            );
-        }
-        let rejected = [expected];
-        let again = RuleInput {
-            rejected_sql: &rejected,
-            ..input
-        };
-        assert_eq!(propose_fix(&again), None, "a rejected fix came back");
-    }
-
-    /// No rule fires.
-    fn refused(&self) {
-        assert_eq!(propose_fix(&self.input()), None);
-    }
-}
-
-/// The texts of the segments of the kinds `keep` selects, in order.
-fn pieces(sql: &str, keep: impl Fn(SegmentKind) -> bool) -> Vec<&str> {
-    segment(sql)
-        .into_iter()
-        .filter(|s| keep(s.kind))
-        .map(|s| &sql[s.range])
-        .collect()
-}
+use common::Case;
+use dbtops_rules::{ErrorClass, ParentColumns};
 
 /// `stg_orders` with the comma after `as order_date` removed (the `missing_comma`
 /// fixture's breakage). The fixed SQL built with `dbt build`.
