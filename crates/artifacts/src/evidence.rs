@@ -240,12 +240,17 @@ impl<'a> EvidenceSources<'a> {
         let Some(pf) = self.project_files.filter(|_| !names.is_empty()) else {
             return Vec::new();
         };
+        let alternatives: Vec<String> = names.iter().map(|name| regex::escape(name)).collect();
+        let Ok(tag) = Regex::new(&format!(
+            r"\{{%-?\s*macro\s+({})\s*\(",
+            alternatives.join("|")
+        )) else {
+            return Vec::new();
+        };
         let mut signatures = Vec::new();
         for (path, text) in &pf.files {
             if self.in_macro_path(path) && path.ends_with(".sql") {
-                for name in &names {
-                    signatures.extend(macro_tag_signatures(text, name));
-                }
+                signatures.extend(macro_tag_signatures(text, &tag));
             }
         }
         signatures
@@ -652,16 +657,18 @@ impl ColumnResolver for EvidenceSources<'_> {
     }
 }
 
-/// Every `{% macro NAME(…) %}` tag of `text` as `NAME(…)`: the parameter list up to its
-/// closing parenthesis, brackets and quoted defaults included, whitespace runs collapsed.
-fn macro_tag_signatures(text: &str, name: &str) -> Vec<String> {
-    let Ok(tag) = Regex::new(&format!(r"\{{%-?\s*macro\s+{}\s*\(", regex::escape(name))) else {
-        return Vec::new();
-    };
+/// Every tag of `text` that `tag` finds (`{% macro NAME(`, the name captured) as
+/// `NAME(…)`: the parameter list up to its closing parenthesis, brackets and quoted
+/// defaults included, whitespace runs collapsed.
+fn macro_tag_signatures(text: &str, tag: &Regex) -> Vec<String> {
     let bytes = text.as_bytes();
     let mut signatures = Vec::new();
-    for found in tag.find_iter(text) {
-        let open = found.end() - 1;
+    for found in tag.captures_iter(text) {
+        let (Some(whole), Some(name)) = (found.get(0), found.get(1)) else {
+            continue;
+        };
+        let name = name.as_str();
+        let open = whole.end() - 1;
         let mut depth = 0usize;
         let mut quote = None;
         let mut close = None;

@@ -63,6 +63,17 @@ impl Token {
     pub fn is_punct(&self, source: &str, c: char) -> bool {
         self.kind == TokenKind::Punct && self.text(source).starts_with(c)
     }
+
+    /// A name token's text without its quotes (`"Order Id"` → `Order Id`); any other
+    /// token's text as it is.
+    pub fn unquoted<'t>(&self, source: &'t str) -> &'t str {
+        let text = self.text(source);
+        if self.kind == TokenKind::QuotedIdent {
+            text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
+        } else {
+            text
+        }
+    }
 }
 
 /// The tokens of `text`, in order. Never fails: text it cannot classify becomes an

@@ -22,8 +22,8 @@ use crate::tokens::{tokenize, Token};
 use crate::{sqlcheck, RuleFix, RuleInput};
 
 use super::misplaced_condition::{
-    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, unquoted,
-    Destination, WhereSplit,
+    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, Destination,
+    WhereSplit,
 };
 use super::{column_ref, snippet, warehouse_name};
 
@@ -225,7 +225,7 @@ fn select_item_names(
         if let Some(reference) = column_ref(tokens, sql, item.clone()) {
             names.push(reference.name.clone());
             if let Some(alias) = reference.alias {
-                names.push(unquoted(&tokens[alias], sql).to_owned());
+                names.push(tokens[alias].unquoted(sql).to_owned());
             }
         }
     }

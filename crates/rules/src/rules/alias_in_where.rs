@@ -17,7 +17,7 @@ use crate::structure::{select_scopes, ClauseKind, SelectScope};
 use crate::tokens::{tokenize, Token, TokenKind};
 use crate::{sqlcheck, RuleFix, RuleInput};
 
-use super::misplaced_condition::{byte_range, term_reads, unquoted};
+use super::misplaced_condition::{byte_range, term_reads};
 use super::{column_ref, ends_in_alias, snippet, warehouse_name};
 
 /// The rule's name.
@@ -177,7 +177,7 @@ fn aliases(tokens: &[Token], sql: &str, scope: &SelectScope) -> Vec<Alias> {
             continue;
         };
         out.push(Alias {
-            name: unquoted(&tokens[alias_token], sql).to_owned(),
+            name: tokens[alias_token].unquoted(sql).to_owned(),
             expression: byte_range(tokens, &expression),
             aggregates: reads.aggregates > 0 || reads.windows > 0 || reads.subquery,
         });
@@ -209,7 +209,7 @@ fn references(
         }
         let matches = match t.kind {
             TokenKind::Word => t.text(sql).eq_ignore_ascii_case(name),
-            TokenKind::QuotedIdent => unquoted(t, sql) == name,
+            TokenKind::QuotedIdent => t.unquoted(sql) == name,
             _ => false,
         };
         if !matches {

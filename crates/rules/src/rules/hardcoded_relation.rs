@@ -48,16 +48,6 @@ pub fn parse_missing_relation(message: &str) -> Option<String> {
     (!table.is_empty()).then(|| table.to_owned())
 }
 
-/// The unquoted text of a name token.
-fn unquoted<'s>(token: &Token, sql: &'s str) -> &'s str {
-    let text = token.text(sql);
-    if token.kind == TokenKind::QuotedIdent {
-        text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
-    } else {
-        text
-    }
-}
-
 /// Byte ranges of every relation right after `from` or `join` whose last name part is
 /// `table` (ignoring case and quotes): `raw_order_item`, `main.raw_order_item`,
 /// `"db"."main"."raw_order_item"`.
@@ -89,7 +79,7 @@ fn hardcoded_occurrences(sql: &str, table: &str) -> Vec<std::ops::Range<usize>> 
         if is_call || (last - start) / 2 + 1 > 3 {
             continue;
         }
-        if unquoted(&tokens[last], sql).eq_ignore_ascii_case(table) {
+        if tokens[last].unquoted(sql).eq_ignore_ascii_case(table) {
             found.push(tokens[start].range.start..tokens[last].range.end);
         }
     }

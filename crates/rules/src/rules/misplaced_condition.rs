@@ -179,23 +179,13 @@ pub(super) fn term_reads(tokens: &[Token], sql: &str, term: Range<usize>) -> Opt
             }
             reads
                 .bare_columns
-                .push(unquoted(&tokens[last], sql).to_owned());
+                .push(tokens[last].unquoted(sql).to_owned());
             k = last + 1;
             continue;
         }
         k += 1;
     }
     Some(reads)
-}
-
-/// A name token's text, without its quotes.
-pub(super) fn unquoted<'s>(token: &Token, sql: &'s str) -> &'s str {
-    let text = token.text(sql);
-    if token.kind == TokenKind::QuotedIdent {
-        text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
-    } else {
-        text
-    }
 }
 
 /// The bytes of a non-empty token range.

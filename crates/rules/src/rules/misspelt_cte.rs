@@ -21,16 +21,6 @@ pub(super) const NAME: &str = "misspelt_cte";
 /// a different relation.
 const MAX_DISTANCE: usize = 2;
 
-/// The unquoted text of a name token.
-fn unquoted<'s>(token: &Token, sql: &'s str) -> &'s str {
-    let text = token.text(sql);
-    if token.kind == TokenKind::QuotedIdent {
-        text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
-    } else {
-        text
-    }
-}
-
 /// Token indexes of every unqualified relation name right after `from` or `join` that is
 /// `name` (ignoring case and quotes): a qualified name (`main.loan`) or a table function
 /// (`loan(…)`) is no CTE reference.
@@ -56,7 +46,7 @@ fn unqualified_occurrences(tokens: &[Token], sql: &str, name: &str) -> Vec<usize
         if followed_by('.') || followed_by('(') || qualified {
             continue;
         }
-        if unquoted(relation, sql).eq_ignore_ascii_case(name) {
+        if relation.unquoted(sql).eq_ignore_ascii_case(name) {
             found.push(at);
         }
     }
@@ -84,7 +74,7 @@ pub fn misspelt_cte(input: &RuleInput) -> Option<RuleFix> {
     let tokens = tokenize(sql);
     let names: Vec<&str> = ctes(&tokens, sql)
         .iter()
-        .map(|cte| unquoted(&tokens[cte.name], sql))
+        .map(|cte| tokens[cte.name].unquoted(sql))
         .collect();
     let (cte, distance, confidence) = match nearest::choose(&table, names.iter().copied()) {
         Choice::Unique { best, runner_up } if best.distance <= MAX_DISTANCE => {

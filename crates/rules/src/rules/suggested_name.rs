@@ -183,16 +183,6 @@ fn has_word(text: &str, name: &str) -> bool {
     false
 }
 
-/// The unquoted text of a name token.
-fn unquoted<'s>(token: &Token, sql: &'s str) -> &'s str {
-    let text = token.text(sql);
-    if token.kind == TokenKind::QuotedIdent {
-        text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
-    } else {
-        text
-    }
-}
-
 /// True when token `i` stands where a name of `kind` goes.
 fn in_place_of(kind: NameKind, tokens: &[Token], sql: &str, i: usize) -> bool {
     let next_is_open = tokens.get(i + 1).is_some_and(|t| t.is_punct(sql, '('));
@@ -317,7 +307,7 @@ pub fn suggested_name(input: &RuleInput) -> Option<RuleFix> {
         .enumerate()
         .filter(|(_, t)| {
             matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent)
-                && unquoted(t, sql).eq_ignore_ascii_case(bad)
+                && t.unquoted(sql).eq_ignore_ascii_case(bad)
         })
         .map(|(i, _)| i)
         .collect();

@@ -22,8 +22,8 @@ use crate::tokens::{tokenize, Token, TokenKind};
 use crate::{sqlcheck, RuleFix, RuleInput};
 
 use super::misplaced_condition::{
-    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, unquoted,
-    Destination, TermReads, WhereSplit,
+    aggregates_outside_windows, byte_range, conjuncts, move_terms, term_reads, Destination,
+    TermReads, WhereSplit,
 };
 use super::{snippet, warehouse_name};
 
@@ -226,7 +226,7 @@ fn item_alias(tokens: &[Token], sql: &str, item: &std::ops::Range<usize>) -> Opt
     }
     let before = &tokens[last - 1];
     (before.is_keyword(sql, "as") || before.is_punct(sql, ')'))
-        .then(|| unquoted(name, sql).to_owned())
+        .then(|| name.unquoted(sql).to_owned())
 }
 
 #[cfg(test)]

@@ -25,16 +25,6 @@ pub(super) const NAME: &str = "wrong_alias";
 /// How deep CTEs and subqueries are followed to read their columns.
 const MAX_HOPS: usize = 4;
 
-/// The unquoted text of a name token.
-fn unquoted<'s>(token: &Token, sql: &'s str) -> &'s str {
-    let text = token.text(sql);
-    if token.kind == TokenKind::QuotedIdent {
-        text.get(1..text.len().saturating_sub(1)).unwrap_or(text)
-    } else {
-        text
-    }
-}
-
 fn is_name(token: &Token) -> bool {
     matches!(token.kind, TokenKind::Word | TokenKind::QuotedIdent)
 }
@@ -42,10 +32,10 @@ fn is_name(token: &Token) -> bool {
 /// The name a relation goes by in its select: its alias, or a bare name's last part.
 fn relation_name<'s>(tokens: &[Token], sql: &'s str, relation: &FromRelation) -> Option<&'s str> {
     match relation.alias {
-        Some(alias) => Some(unquoted(&tokens[alias], sql)),
+        Some(alias) => Some(tokens[alias].unquoted(sql)),
         None => {
             let last = tokens.get(relation.relation.end.checked_sub(1)?)?;
-            is_name(last).then(|| unquoted(last, sql))
+            is_name(last).then(|| last.unquoted(sql))
         }
     }
 }
@@ -119,10 +109,10 @@ impl Columns<'_, '_> {
                 })
             }
             TokenKind::Word | TokenKind::QuotedIdent => {
-                let name = unquoted(only, sql);
+                let name = only.unquoted(sql);
                 let cte = ctes(tokens, sql)
                     .into_iter()
-                    .find(|c| unquoted(&tokens[c.name], sql).eq_ignore_ascii_case(name))?;
+                    .find(|c| tokens[c.name].unquoted(sql).eq_ignore_ascii_case(name))?;
                 let scope = self.scopes.iter().find(|s| s.select == cte.select)?;
                 self.of_scope(scope, hops - 1)
             }
@@ -160,7 +150,7 @@ impl Columns<'_, '_> {
                 [q, dot, s] if is_name(q) && dot.is_punct(sql, '.') && star(s) => {
                     let relation = relations()?.into_iter().find(|r| {
                         relation_name(tokens, sql, r)
-                            .is_some_and(|n| n.eq_ignore_ascii_case(unquoted(q, sql)))
+                            .is_some_and(|n| n.eq_ignore_ascii_case(q.unquoted(sql)))
                     })?;
                     exposed.extend(self.of_relation(&relation, hops)?);
                     continue;
@@ -169,7 +159,7 @@ impl Columns<'_, '_> {
             }
             if let Some(reference) = column_ref(tokens, sql, item.clone()) {
                 exposed.names.push(match reference.alias {
-                    Some(alias) => unquoted(&tokens[alias], sql).to_owned(),
+                    Some(alias) => tokens[alias].unquoted(sql).to_owned(),
                     None => reference.name,
                 });
                 continue;
@@ -180,12 +170,12 @@ impl Columns<'_, '_> {
             }
             match t {
                 [.., _, last] if ends_in_alias(t, sql) => {
-                    exposed.names.push(unquoted(last, sql).to_owned());
+                    exposed.names.push(last.unquoted(sql).to_owned());
                 }
                 _ => exposed.maybe.extend(
                     t.iter()
                         .filter(|x| is_name(x))
-                        .map(|x| unquoted(x, sql).to_owned()),
+                        .map(|x| x.unquoted(sql).to_owned()),
                 ),
             }
         }
@@ -229,10 +219,10 @@ pub fn wrong_alias(input: &RuleInput) -> Option<RuleFix> {
     for i in 0..tokens.len().saturating_sub(2) {
         let (q, dot, c) = (&tokens[i], &tokens[i + 1], &tokens[i + 2]);
         let is_use = is_name(q)
-            && unquoted(q, sql).eq_ignore_ascii_case(qualifier)
+            && q.unquoted(sql).eq_ignore_ascii_case(qualifier)
             && dot.is_punct(sql, '.')
             && is_name(c)
-            && unquoted(c, sql).eq_ignore_ascii_case(column)
+            && c.unquoted(sql).eq_ignore_ascii_case(column)
             && !separated(&tokens, i + 1)
             && !separated(&tokens, i + 2)
             && !(i > 0 && tokens[i - 1].is_punct(sql, '.'));
