@@ -31,18 +31,26 @@ impl NatsServer {
     /// Like [`NatsServer::start`], on `port` when given and free, else on a free one.
     pub fn start_on(store_dir: &Path, port: Option<u16>) -> Result<Self, BusError> {
         let binary = find_nats_server()?;
-        let port = match port {
-            Some(port) if TcpListener::bind(("127.0.0.1", port)).is_ok() => port,
-            _ => free_port()?,
-        };
-        let mut server = Self {
-            binary,
-            store_dir: store_dir.to_path_buf(),
-            port,
-            child: None,
-        };
-        server.spawn()?;
-        Ok(server)
+        let requested = port.filter(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut server = Self {
+                binary: binary.clone(),
+                store_dir: store_dir.to_path_buf(),
+                port: match requested {
+                    Some(port) => port,
+                    None => free_port()?,
+                },
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                // A port picked free can be taken before the server binds it: another.
+                Err(_) if requested.is_none() && attempts < 3 => continue,
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// The process id, while it runs.
@@ -97,10 +105,14 @@ impl NatsServer {
             })?;
         self.child = Some(child);
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let log = self.store_dir.join("nats-server.log");
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Polling the port is the only readiness signal a bare nats-server gives.
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            // A port that answers may be another server's that took the port first (free
+            // ports are picked before the server binds): ready is this server's own word.
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+                && says_ready(&log)
+            {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut() {
@@ -117,6 +129,11 @@ impl NatsServer {
             "it did not listen on {address} within 10 s"
         )))
     }
+}
+
+/// Whether a nats-server log says the server is ready (it logs that once it listens).
+pub fn says_ready(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| text.contains("Server is ready"))
 }
 
 impl Drop for NatsServer {

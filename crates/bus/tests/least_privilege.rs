@@ -55,7 +55,18 @@ struct AuthServer {
 }
 
 impl AuthServer {
+    /// A port picked free can be taken before the server binds it; then another.
     fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(server) = Self::try_start() {
+                return server;
+            }
+        }
+        panic!("nats-server exited three times on ports picked free");
+    }
+
+    /// The server, or `None` when it exited before it was ready (its port was taken).
+    fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -97,14 +108,19 @@ impl AuthServer {
         };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + WAIT;
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        // Ready is this server's own log line: the port may answer for another server
+        // that took it between the pick and the bind.
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err()
+            || !dbtops_bus::server::says_ready(&server._dir.path().join("nats-server.log"))
+        {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("nats-server exited with {status}: {}", server.log());
+                eprintln!("nats-server exited with {status}: {}", server.log());
+                return None;
             }
             assert!(Instant::now() < deadline, "nats-server never listened");
             std::thread::sleep(Duration::from_millis(25));
         }
-        server
+        Some(server)
     }
 
     fn log(&self) -> String {
