@@ -111,7 +111,8 @@ pub fn project_ref(project_dir: &Path) -> Result<v1::ProjectRef, ProjectError> {
     Ok(project)
 }
 
-/// The artifacts as a submission carries them, in kind order.
+/// The artifacts as a submission carries them, in kind order: the manifest without the
+/// sections the detector never reads (`dbtops_artifacts::manifest_for_submission`).
 pub fn artifact_list(
     artifacts: &RunArtifacts,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, ProjectError> {
@@ -120,7 +121,9 @@ pub fn artifact_list(
         list.push((artifact_kind::RUN_RESULTS, content.clone()));
     }
     if let Some(content) = &artifacts.manifest {
-        list.push((artifact_kind::MANIFEST, content.clone()));
+        let sent =
+            dbtops_artifacts::manifest_for_submission(content).unwrap_or_else(|| content.clone());
+        list.push((artifact_kind::MANIFEST, sent));
     }
     if let Some(content) = &artifacts.dbt_log {
         list.push((artifact_kind::DBT_LOG, content.clone()));

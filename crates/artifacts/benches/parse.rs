@@ -11,7 +11,9 @@
 //!    pattern with `finditer` to the last match, which is the work of reading the whole log
 //!    (the last run is the one that matters; `search` stops at the first).
 //! 3. A synthetic 10,000-node manifest.json built from the real nodes of a fixture
-//!    manifest: parse time, and a whole `detect` with a 10,000-result run_results.json.
+//!    manifest: parse time, and a whole `detect` with a 10,000-result run_results.json;
+//!    and the slimming a submission does (`manifest_for_submission`) on the largest
+//!    synthetic manifest it still slims, against its parse.
 //!
 //! Numbers depend on the machine and on the page cache (the log was just written, so it is
 //! read from memory): compare within one run, never across machines.
@@ -209,6 +211,9 @@ fn synthetic_manifest(n: usize) -> (Vec<u8>, Vec<u8>) {
         "sources": real["sources"].clone(),
         "parent_map": parent_map,
         "child_map": {},
+        // What every real manifest carries and a submission leaves out.
+        "macros": {"macro.dbt.run_query": {"macro_sql": "{% macro run_query(sql) %}…{% endmacro %}"}},
+        "docs": {},
     });
     let run_results = json!({
         "metadata": {
@@ -270,6 +275,32 @@ fn child(mode: &str, args: &[String]) {
         }
         other => panic!("unknown child mode {other}"),
     }
+}
+
+/// The slimming a submission does, on the largest synthetic manifest it still slims:
+/// (its size, ms per slimming, ms per parse of the same bytes), means over 50 rounds.
+fn submission_slimming() -> (usize, f64, f64) {
+    let mut nodes = 400;
+    let manifest = loop {
+        let (manifest, _) = synthetic_manifest(nodes);
+        if manifest.len() <= dbtops_artifacts::SLIM_MANIFESTS_UP_TO_BYTES || nodes <= 1 {
+            break manifest;
+        }
+        nodes = nodes * 3 / 4;
+    };
+    let rounds = 50;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let slim = dbtops_artifacts::manifest_for_submission(&manifest).expect("slimmed");
+        assert!(slim.len() < manifest.len());
+    }
+    let slim_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        dbtops_artifacts::bench::parse_manifest(&manifest).expect("parse");
+    }
+    let parse_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
+    (manifest.len(), slim_ms, parse_ms)
 }
 
 /// Runs this benchmark binary again as a child that measures one thing, so its peak RSS
@@ -383,6 +414,12 @@ fn main() {
         mib(manifest.len() as u64),
         manifest_secs * 1000.0,
         m["parse_peak"].as_f64().unwrap_or(0.0)
+    );
+    let (slim_bytes, slim_ms, small_parse_ms) = submission_slimming();
+    println!(
+        "| `manifest_for_submission` on a {:.2} MiB manifest (what `dbt-ops submit` sends; larger ones go as they are) | {slim_ms:.2} ms, {:.2}× its parse ({small_parse_ms:.2} ms) |",
+        mib(slim_bytes as u64),
+        slim_ms / small_parse_ms
     );
     println!(
         "| `detect` with that manifest + a 10,000-result run_results.json ({:.1} MiB) | {:.0} ms, peak RSS {:.0} MiB |",

@@ -46,6 +46,9 @@ pub static CLASS_RULES: &[ClassRule] = &[
     row("*", r"Parsing Error", C::YamlConfig),
     row("*", r"Error reading \S+: \S+\.ya?ml", C::YamlConfig),
     row("*", r"Invalid \w+ config given in", C::YamlConfig),
+    // `materialized='incremntal'`: dbt parses it and fails the model when it runs, under
+    // a "Compilation Error" header; the mistake is a configuration value.
+    row("*", r"No materialization '[^']*' was found for adapter", C::YamlConfig),
     // DuckDB 1.x texts (dbt-duckdb 1.11.1 and the duckdb Python client).
     row("duckdb", r#"Binder Error: Referenced column "[^"]*" not found"#, C::MissingColumn),
     row("duckdb", r#"Binder Error: Values list "[^"]*" does not have a column named"#, C::MissingColumn),
@@ -565,6 +568,39 @@ mod tests {
                 matches!(want, C::Permission | C::Timeout | C::Connection),
                 "{text}"
             );
+        }
+    }
+
+    /// `materialized='incremntal'` in fct_rentals' `config()`, a copy of
+    /// examples/bike_rentals built with dbt-core 1.11.16: dbt-duckdb 1.11.1 and
+    /// dbt-postgres 1.11.0 (`run_results.json` messages, verbatim). The "Compilation Error"
+    /// header must not win.
+    #[test]
+    fn unknown_materialization_is_a_configuration_error() {
+        let cases = [
+            (
+                "duckdb",
+                "Compilation Error in model fct_rentals (models/marts/core/fct_rentals.sql)\n  No materialization 'incremntal' was found for adapter duckdb! (searched types 'default' and 'duckdb')",
+            ),
+            (
+                "postgres",
+                "Compilation Error in model fct_rentals (models/marts/core/fct_rentals.sql)\n  No materialization 'incremntal' was found for adapter postgres! (searched types 'default' and 'postgres')",
+            ),
+        ];
+        for (adapter, text) in cases {
+            let c = classify(Some(adapter), "model", text);
+            assert_eq!(c.class, C::YamlConfig, "{text}");
+            assert!(!class_needs_human(c.class));
+            assert_eq!(
+                c.matched_line.as_deref(),
+                Some(
+                    format!(
+                        "No materialization 'incremntal' was found for adapter {adapter}! (searched types 'default' and '{adapter}')"
+                    )
+                    .as_str()
+                )
+            );
+            assert_eq!(class_of(None, text), C::YamlConfig, "{text}");
         }
     }
 

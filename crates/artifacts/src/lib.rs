@@ -39,6 +39,7 @@ mod manifest;
 mod project;
 mod redact;
 mod sql;
+mod submission;
 mod text;
 mod yaml;
 
@@ -54,6 +55,7 @@ pub use location::{annotate_error, ErrorLocation};
 pub use log::{scan_log, scan_log_bytes, LogScan};
 pub use project::{collect_project_files, project_settings, ProjectFiles, ProjectSettings};
 pub use redact::{is_secret_env_name, Redactor, REDACTED};
+pub use submission::{manifest_for_submission, MANIFEST_KEYS_LEFT_OUT, SLIM_MANIFESTS_UP_TO_BYTES};
 pub use text::{normalise_error, signature, strip_ansi, trim_message};
 
 /// Everything one dbt run left behind, as bytes. Any may be missing; more is better.

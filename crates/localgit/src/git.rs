@@ -45,6 +45,8 @@ pub(crate) struct Git<'a> {
     dir: &'a Path,
     args: Vec<OsString>,
     stdin: Input<'a>,
+    /// Variables this crate sets itself, after the inherited ones are scrubbed.
+    env: Vec<(&'static str, OsString)>,
 }
 
 impl<'a> Git<'a> {
@@ -53,6 +55,7 @@ impl<'a> Git<'a> {
             dir,
             args: Vec::new(),
             stdin: Input::Nothing,
+            env: Vec::new(),
         }
     }
 
@@ -67,6 +70,13 @@ impl<'a> Git<'a> {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets `key` for this invocation (e.g. the committer identity a reflog line records),
+    /// whatever the inherited environment holds.
+    pub(crate) fn env(mut self, key: &'static str, value: impl Into<OsString>) -> Self {
+        self.env.push((key, value.into()));
         self
     }
 
@@ -104,6 +114,7 @@ impl<'a> Git<'a> {
         for key in SCRUBBED_ENV {
             command.env_remove(key);
         }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
         command
     }
 

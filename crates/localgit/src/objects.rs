@@ -1,17 +1,23 @@
-//! Reading objects through one `git cat-file --batch` process.
+//! Reading objects: in-process where `crate::odb` can, else through one
+//! `git cat-file --batch` process started on first need.
 //!
 //! Every read a delivery makes — the base commit, the trees down to each file, the files'
-//! contents, the tip of a branch that exists already — is one request to the same process,
-//! instead of a `rev-parse`, an `ls-tree` and a `cat-file` process each. The process lives
-//! for one operation only. Keeping one per repository between deliveries would save one
-//! more start per delivery, but it would need an owner to serialise its users, restart it
-//! when it dies and stop it, and it would hold open the packs a `git gc` deletes.
+//! contents, the tip of a branch that exists already — goes through one [`ObjectReader`].
+//! An object named by its full id is read from the object directory in this process; a
+//! revision git must resolve (an abbreviated id, `HEAD~1`, a branch name), an object the
+//! in-process reader misses, and every object of a repository it does not read (SHA-256,
+//! alternates, replace refs) are one request each to the same `cat-file --batch`, instead
+//! of a `rev-parse`, an `ls-tree` and a `cat-file` process each. The process lives for one
+//! operation only. Keeping one per repository between deliveries would save one more start
+//! per delivery, but it would need an owner to serialise its users, restart it when it dies
+//! and stop it, and it would hold open the packs a `git gc` deletes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout};
 
 use crate::git::Git;
+use crate::odb::Odb;
 use crate::LocalGitError;
 
 /// How the session is named in errors.
@@ -45,8 +51,142 @@ pub(crate) struct TreeEntry {
     pub(crate) oid: String,
 }
 
-/// A running `git cat-file --batch`.
+/// Every object read of one operation: in-process first, then `git cat-file --batch`.
 pub(crate) struct ObjectReader {
+    /// Where git runs: the work tree's root.
+    dir: PathBuf,
+    /// The in-process reader, or `None` for a repository whose objects it does not read.
+    odb: Option<Odb>,
+    /// The git process, once something needed it; then reused for the rest of the
+    /// operation.
+    cat_file: Option<CatFile>,
+}
+
+impl ObjectReader {
+    /// A reader for the repository whose work tree is `dir`; `odb` reads its objects
+    /// in-process where it can. Nothing is started yet.
+    pub(crate) fn new(dir: &Path, odb: Option<Odb>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            odb,
+            cat_file: None,
+        }
+    }
+
+    /// Whether `git cat-file --batch` has been started (for tests of the fast path).
+    #[cfg(test)]
+    pub(crate) fn started_git(&self) -> bool {
+        self.cat_file.is_some()
+    }
+
+    /// The object `name` names (any revision git understands, e.g. `<rev>^{commit}` or an
+    /// object id), or `None` when it names nothing or is ambiguous.
+    ///
+    /// `name` must not contain a newline; callers refuse control characters before asking.
+    pub(crate) fn object(&mut self, name: &str) -> Result<Option<RawObject>, LocalGitError> {
+        if let Some(object) = self.in_process(name) {
+            return Ok(Some(object));
+        }
+        if self.cat_file.is_none() {
+            self.cat_file = Some(CatFile::start(&self.dir)?);
+        }
+        match self.cat_file.as_mut() {
+            Some(cat_file) => cat_file.object(name),
+            None => Err(unexpected(name)),
+        }
+    }
+
+    /// `name` read in-process, when it is a full object id or `<full id>^{commit}` of a
+    /// commit and the object is there; `None` sends the request to git, which answers
+    /// everything else (and says "missing" for what truly is).
+    fn in_process(&mut self, name: &str) -> Option<RawObject> {
+        let odb = self.odb.as_mut()?;
+        let (oid, want_commit) = match name.strip_suffix("^{commit}") {
+            Some(oid) => (oid, true),
+            None => (name, false),
+        };
+        if !is_object_id(oid) {
+            return None;
+        }
+        // A miss is not an error here: git gets the same question.
+        let object = odb.read(oid).ok()?;
+        // Peeling a tag to its commit is left to git.
+        (!want_commit || object.kind == "commit").then_some(object)
+    }
+
+    /// The commit `rev` names, or `None` when it names none.
+    pub(crate) fn commit(&mut self, rev: &str) -> Result<Option<ResolvedCommit>, LocalGitError> {
+        let Some(object) = self.object(&format!("{rev}^{{commit}}"))? else {
+            return Ok(None);
+        };
+        // A commit starts with its "tree <oid>" line.
+        let tree = object
+            .data
+            .split(|b| *b == b'\n')
+            .next()
+            .and_then(|line| line.strip_prefix(b"tree "))
+            .and_then(|oid| std::str::from_utf8(oid).ok())
+            .filter(|oid| is_object_id(oid))
+            .map(str::to_owned);
+        match (object.kind.as_str(), tree) {
+            ("commit", Some(tree)) => Ok(Some(ResolvedCommit {
+                oid: object.oid,
+                tree,
+            })),
+            _ => Err(unexpected(&format!("{} {}", object.oid, object.kind))),
+        }
+    }
+
+    /// The entry at `path` (relative, `/`-separated, normalised) below `tree`, if any.
+    /// Like `git ls-tree <tree> -- <path>`: names compare byte for byte, and a path that
+    /// runs through a file, a symbolic link or a submodule does not exist.
+    pub(crate) fn tree_entry(
+        &mut self,
+        tree: &str,
+        path: &str,
+    ) -> Result<Option<TreeEntry>, LocalGitError> {
+        let mut tree = tree.to_owned();
+        let mut components = path.split('/').peekable();
+        while let Some(name) = components.next() {
+            let object = self.object(&tree)?;
+            let Some(object) = object.filter(|object| object.kind == "tree") else {
+                return Err(unexpected(&format!("{tree} is not a tree")));
+            };
+            let Some(entry) = find_entry(&object.data, name.as_bytes(), tree.len() / 2)
+                .map_err(|()| unexpected(&format!("tree {tree}")))?
+            else {
+                return Ok(None);
+            };
+            if components.peek().is_none() {
+                return Ok(Some(entry));
+            }
+            if entry.mode != TREE_MODE {
+                return Ok(None);
+            }
+            tree = entry.oid;
+        }
+        Ok(None)
+    }
+
+    /// The content of the blob `oid`.
+    pub(crate) fn blob(&mut self, oid: &str) -> Result<Vec<u8>, LocalGitError> {
+        match self.object(oid)? {
+            Some(object) if object.kind == "blob" => Ok(object.data),
+            _ => Err(unexpected(&format!("{oid} is not a blob"))),
+        }
+    }
+}
+
+/// The error for an answer that is not what was asked for.
+fn unexpected(output: &str) -> LocalGitError {
+    LocalGitError::UnexpectedOutput {
+        command: COMMAND.to_owned(),
+        output: output.to_owned(),
+    }
+}
+
+/// A running `git cat-file --batch`.
+struct CatFile {
     /// The process; waited for when the reader is dropped.
     child: Child,
     /// Requests, one object name a line. `None` once closed.
@@ -55,9 +195,9 @@ pub(crate) struct ObjectReader {
     stdout: Option<BufReader<ChildStdout>>,
 }
 
-impl ObjectReader {
+impl CatFile {
     /// Starts `git cat-file --batch` in `dir`.
-    pub(crate) fn start(dir: &Path) -> Result<Self, LocalGitError> {
+    fn start(dir: &Path) -> Result<Self, LocalGitError> {
         // Standard error stays a pipe that is read only once the process has ended: git
         // writes to it at most a warning per ambiguous name and a fatal message, far less
         // than a pipe holds, so it cannot block the process while we wait for an answer.
@@ -73,11 +213,8 @@ impl ObjectReader {
         })
     }
 
-    /// The object `name` names (any revision git understands, e.g. `<rev>^{commit}` or an
-    /// object id), or `None` when it names nothing or is ambiguous.
-    ///
-    /// `name` must not contain a newline; callers refuse control characters before asking.
-    pub(crate) fn object(&mut self, name: &str) -> Result<Option<RawObject>, LocalGitError> {
+    /// The object `name` names, or `None` when it names nothing or is ambiguous.
+    fn object(&mut self, name: &str) -> Result<Option<RawObject>, LocalGitError> {
         if name.contains('\n') {
             return Err(self.unexpected(name));
         }
@@ -144,68 +281,6 @@ impl ObjectReader {
         }))
     }
 
-    /// The commit `rev` names, or `None` when it names none.
-    pub(crate) fn commit(&mut self, rev: &str) -> Result<Option<ResolvedCommit>, LocalGitError> {
-        let Some(object) = self.object(&format!("{rev}^{{commit}}"))? else {
-            return Ok(None);
-        };
-        // A commit starts with its "tree <oid>" line.
-        let tree = object
-            .data
-            .split(|b| *b == b'\n')
-            .next()
-            .and_then(|line| line.strip_prefix(b"tree "))
-            .and_then(|oid| std::str::from_utf8(oid).ok())
-            .filter(|oid| is_object_id(oid))
-            .map(str::to_owned);
-        match (object.kind.as_str(), tree) {
-            ("commit", Some(tree)) => Ok(Some(ResolvedCommit {
-                oid: object.oid,
-                tree,
-            })),
-            _ => Err(self.unexpected(&format!("{} {}", object.oid, object.kind))),
-        }
-    }
-
-    /// The entry at `path` (relative, `/`-separated, normalised) below `tree`, if any.
-    /// Like `git ls-tree <tree> -- <path>`: names compare byte for byte, and a path that
-    /// runs through a file, a symbolic link or a submodule does not exist.
-    pub(crate) fn tree_entry(
-        &mut self,
-        tree: &str,
-        path: &str,
-    ) -> Result<Option<TreeEntry>, LocalGitError> {
-        let mut tree = tree.to_owned();
-        let mut components = path.split('/').peekable();
-        while let Some(name) = components.next() {
-            let object = self.object(&tree)?;
-            let Some(object) = object.filter(|object| object.kind == "tree") else {
-                return Err(self.unexpected(&format!("{tree} is not a tree")));
-            };
-            let Some(entry) = find_entry(&object.data, name.as_bytes(), tree.len() / 2)
-                .map_err(|()| self.unexpected(&format!("tree {tree}")))?
-            else {
-                return Ok(None);
-            };
-            if components.peek().is_none() {
-                return Ok(Some(entry));
-            }
-            if entry.mode != TREE_MODE {
-                return Ok(None);
-            }
-            tree = entry.oid;
-        }
-        Ok(None)
-    }
-
-    /// The content of the blob `oid`.
-    pub(crate) fn blob(&mut self, oid: &str) -> Result<Vec<u8>, LocalGitError> {
-        match self.object(oid)? {
-            Some(object) if object.kind == "blob" => Ok(object.data),
-            _ => Err(self.unexpected(&format!("{oid} is not a blob"))),
-        }
-    }
-
     /// The error for a session that broke: git's exit status and message.
     fn failed(&mut self, error: std::io::Error) -> LocalGitError {
         self.close();
@@ -246,7 +321,7 @@ impl ObjectReader {
     }
 }
 
-impl Drop for ObjectReader {
+impl Drop for CatFile {
     fn drop(&mut self) {
         self.close();
         // Reap the process rather than leave a zombie; it has nothing left to say.

@@ -11,16 +11,21 @@ use crate::git::Git;
 use crate::import::{import_commits, FileChange, Ident, ImportCommit};
 use crate::loose::LooseWriter;
 use crate::objects::{is_object_id, ObjectReader, ResolvedCommit, TreeEntry};
+use crate::odb::Odb;
+use crate::refs::{surely_absent, Creation, FilesRefs, RefLookup, ReflogEntry};
 use crate::LocalGitError;
 
 /// The git modes of a regular file; a fix may replace only these, and keeps the one it
 /// finds (a model that is executable for some reason stays executable).
 const REGULAR_FILE_MODES: &[&str] = &["100644", "100755"];
 
+/// The reflog message of a branch this crate creates.
+const REFLOG_MESSAGE: &str = "dbt-ops: create fix branch";
+
 /// A local git repository, addressed by the root of its work tree.
 ///
-/// Every method runs the `git` executable (except [`LocalRepo::root`],
-/// [`LocalRepo::path_in_repo`] and [`LocalRepo::write_description`]) and blocks; call it from
+/// Methods read the repository's files in-process where they can (objects, refs, `HEAD`)
+/// and run the `git` executable for everything else; they block, so call them from
 /// `tokio::task::spawn_blocking` in async code. No method changes the work tree, the
 /// index, `HEAD` or the checked-out branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +40,8 @@ pub struct LocalRepo {
     /// This work tree's own git directory (a linked worktree's differs from the common
     /// one): where its `HEAD` is.
     git_dir: PathBuf,
-    /// Whether object ids are SHA-1, which [`LooseWriter`] writes; a SHA-256 repository's
-    /// objects go through `git fast-import`.
+    /// Whether object ids are SHA-1, which [`LooseWriter`] writes and [`Odb`] reads; a
+    /// SHA-256 repository's objects go through `git fast-import` and `git cat-file`.
     sha1_objects: bool,
 }
 
@@ -255,6 +260,19 @@ impl LocalRepo {
     /// `HEAD` read as the files backend writes it: `Some(Some(branch))`, `Some(None)` when
     /// detached, `None` when the file is not in that form and git must be asked.
     fn head_from_file(&self) -> Option<Option<String>> {
+        Some(match self.head_file()? {
+            Head::Symbolic(reference) => Some(
+                reference
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&reference)
+                    .to_owned(),
+            ),
+            Head::Detached(_) => None,
+        })
+    }
+
+    /// This work tree's `HEAD` file, when it is the plain file of the files backend.
+    fn head_file(&self) -> Option<Head> {
         let head = self.git_dir.join("HEAD");
         if !std::fs::symlink_metadata(&head).ok()?.file_type().is_file() {
             return None;
@@ -266,18 +284,61 @@ impl LocalRepo {
             if reference == "refs/heads/.invalid" || !reference.starts_with("refs/") {
                 return None;
             }
-            return Some(Some(
-                reference
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(reference)
-                    .to_owned(),
-            ));
+            return Some(Head::Symbolic(reference.to_owned()));
         }
-        is_object_id(text).then_some(None)
+        is_object_id(text).then(|| Head::Detached(text.to_owned()))
+    }
+
+    /// The refs, when they are in the files backend and readable in-process.
+    fn files_refs(&self) -> Option<FilesRefs> {
+        FilesRefs::open(&self.common_dir)
+    }
+
+    /// The in-process object reader, for a repository whose objects are all where it
+    /// looks: SHA-1, no alternates (objects borrowed from another repository), no replace
+    /// refs (with which git reads another object in place of the one named) — which takes
+    /// refs readable in-process to know.
+    fn odb(&self, refs: Option<&FilesRefs>) -> Option<Odb> {
+        let plain = self.sha1_objects
+            && surely_absent(&self.common_dir.join("objects/info/alternates"))
+            && std::env::var_os("GIT_REPLACE_REF_BASE").is_none()
+            && !refs?.may_have_replace_refs();
+        plain.then(|| Odb::new(&self.common_dir.join("objects")))
+    }
+
+    /// Every object read of one operation, in-process where it can be.
+    fn objects(&self, refs: Option<&FilesRefs>) -> ObjectReader {
+        ObjectReader::new(&self.root, self.odb(refs))
+    }
+
+    /// The commit `HEAD` points at, read in-process: `None` when git must be asked (an
+    /// unborn branch, `HEAD` at something other than a commit, a repository this crate
+    /// does not read).
+    fn head_commit_in_process(&self) -> Option<String> {
+        let refs = self.files_refs()?;
+        let oid = match self.head_file()? {
+            Head::Detached(oid) => oid,
+            // Per-worktree refs (refs/bisect/…) live elsewhere: branches only.
+            Head::Symbolic(reference) if reference.starts_with("refs/heads/") => {
+                match refs.lookup(&reference) {
+                    RefLookup::Found(oid) => oid,
+                    RefLookup::Absent | RefLookup::Unknown => return None,
+                }
+            }
+            Head::Symbolic(_) => return None,
+        };
+        let object = self.odb(Some(&refs))?.read(&oid).ok()?;
+        (object.kind == "commit").then_some(oid)
     }
 
     /// The commit `HEAD` points at.
+    ///
+    /// Read in-process (the `HEAD` file, the branch's ref, the commit object) where the
+    /// repository allows it; otherwise `git rev-parse` answers.
     pub fn head_commit(&self) -> Result<String, LocalGitError> {
+        if let Some(oid) = self.head_commit_in_process() {
+            return Ok(oid);
+        }
         let rev = "HEAD";
         let unknown = || LocalGitError::UnknownCommit {
             rev: rev.to_owned(),
@@ -298,14 +359,26 @@ impl LocalRepo {
     }
 
     /// The tip of `branch` (a name without `refs/heads/`), or `None` when it does not exist.
+    ///
+    /// Read from the ref files in-process where they are the files backend's; otherwise
+    /// `git for-each-ref` answers.
     pub fn branch_exists(&self, branch: &str) -> Result<Option<String>, LocalGitError> {
         check_branch_name_format(branch)?;
         let reference = format!("refs/heads/{branch}");
+        match self.files_refs().map(|refs| refs.lookup(&reference)) {
+            Some(RefLookup::Found(tip)) => Ok(Some(tip)),
+            Some(RefLookup::Absent) => Ok(None),
+            Some(RefLookup::Unknown) | None => self.branch_tip_from_git(&reference),
+        }
+    }
+
+    /// The tip of the branch `reference` (`refs/heads/…`) as `git for-each-ref` lists it.
+    fn branch_tip_from_git(&self, reference: &str) -> Result<Option<String>, LocalGitError> {
         // for-each-ref also lists refs below the pattern, hence the exact comparison.
         let command = self
             .git()
             .args(["for-each-ref", "--format=%(objectname) %(refname)"])
-            .arg(&reference);
+            .arg(reference);
         let listing = command.run_text()?;
         for line in listing.lines() {
             if let Some((oid, name)) = line.split_once(' ') {
@@ -326,7 +399,7 @@ impl LocalRepo {
         path_in_repo: &str,
     ) -> Result<Option<String>, LocalGitError> {
         check_relative_path(path_in_repo)?;
-        let mut objects = ObjectReader::start(&self.root)?;
+        let mut objects = self.objects(self.files_refs().as_ref());
         let commit = resolve_commit(&mut objects, commit)?;
         let Some(entry) = objects.tree_entry(&commit.tree, path_in_repo)? else {
             return Ok(None);
@@ -344,16 +417,21 @@ impl LocalRepo {
     /// Creates `branch` pointing at a new commit whose parent is `base_commit` and whose
     /// tree is the base's tree with `path_in_repo` replaced by `content` (file mode kept).
     ///
-    /// Two git processes, plumbing only: one `cat-file --batch` for every read (the base,
-    /// the trees down to each file, the files as they are, an existing branch's tip), then
-    /// `update-ref refs/heads/<branch> <new> <zero-oid>`, which creates the branch
-    /// atomically and fails if it exists. The blobs, trees and commits are written
-    /// in-process as loose objects (a SHA-256 repository's through one `fast-import`,
-    /// which touches no ref or index); the checked-out branch, which is refused, is read
-    /// from `HEAD` (or asked of `symbolic-ref` where that is not a plain file). A branch
-    /// that exists already costs a `for-each-ref` instead of the writes. The work tree,
-    /// the index, `HEAD` and the
-    /// current branch are never changed; repository hooks do not run.
+    /// No git process in the common case (a SHA-1 repository with the files ref backend,
+    /// its objects loose or packed, the base named by its full id): every read (the base,
+    /// the trees down to each file, the files as they are, an existing branch's tip) is
+    /// made in-process, the blobs, trees and commits are written as loose objects, and the
+    /// branch is created the way git's files backend creates it — under its `.lock`, only
+    /// if it exists neither loose nor packed, with its reflog line. Whatever that does not
+    /// handle with certainty goes to git, plumbing only: reads to one `cat-file --batch`
+    /// (an abbreviated or symbolic base, an object not found, a SHA-256 repository,
+    /// alternates, replace refs, a reftable repository), the branch to
+    /// `update-ref refs/heads/<branch> <new> <zero-oid>`, which creates it atomically and
+    /// fails if it exists (a held lock, a name clashing with another ref, reftable), and a
+    /// SHA-256 repository's objects to one `fast-import`, which touches no ref or index.
+    /// The checked-out branch, which is refused, is read from `HEAD` (or asked of
+    /// `symbolic-ref` where that is not a plain file). The work tree, the index, `HEAD` and
+    /// the current branch are never changed; repository hooks do not run.
     ///
     /// Idempotent: when the branch already exists and its tip has exactly `content` at the
     /// path (a redelivery, or a concurrent replica that won the race), returns that commit
@@ -408,7 +486,8 @@ impl LocalRepo {
             return Err(LocalGitError::EmptyMessage);
         }
 
-        let mut objects = ObjectReader::start(&self.root)?;
+        let refs = self.files_refs();
+        let mut objects = self.objects(refs.as_ref());
         let base = resolve_commit(&mut objects, &req.base_commit)?;
         let entry = base_file(&mut objects, &base, &req.path_in_repo)?;
         let base_content = objects.blob(&entry.oid)?;
@@ -441,15 +520,8 @@ impl LocalRepo {
                 .chain(others.iter().map(|(path, _, content)| (*path, *content)))
                 .collect();
 
-        // cat-file resolves the name as a revision, so a differently placed ref (e.g.
-        // refs/heads/refs/heads/<branch>) could answer too: a hit is confirmed exactly.
-        if objects
-            .object(&format!("{reference}^{{commit}}"))?
-            .is_some()
-        {
-            if let Some(tip) = self.branch_exists(&req.branch)? {
-                return self.existing_branch(&mut objects, &req.branch, tip, &expected);
-            }
+        if let Some(tip) = self.existing_tip(refs.as_ref(), &mut objects, &reference)? {
+            return self.existing_branch(&mut objects, &req.branch, tip, &expected);
         }
         // The parent of the fix: the base, or a snapshot of the failing file on top of it.
         let snapshot = failing_content.filter(|failing| failing.as_bytes() != base_content);
@@ -506,12 +578,42 @@ impl LocalRepo {
             import_commits(&self.root, &reference, &base.oid, &ident, &commits)?
         };
 
+        let created = match &refs {
+            Some(refs) => refs.create(
+                &reference,
+                &commit,
+                &ReflogEntry {
+                    ident: &ident,
+                    message: REFLOG_MESSAGE,
+                },
+            )?,
+            None => Creation::Declined,
+        };
+        match created {
+            Creation::Created => {
+                return Ok(CommittedBranch {
+                    branch: req.branch.clone(),
+                    commit_sha: commit,
+                    already_existed: false,
+                })
+            }
+            // Created meanwhile by someone else (found under the lock).
+            Creation::Exists(tip) => {
+                return self.existing_branch(&mut objects, &req.branch, tip, &expected)
+            }
+            Creation::Declined => {}
+        }
+
         // The all-zero old value makes update-ref create the ref or fail: never overwrite.
+        // The reflog line names the fix's committer, as the in-process creation does,
+        // rather than whatever identity the machine would lend git.
         let zero = "0".repeat(base.oid.len());
         let command = self
             .git()
-            .args(["update-ref", "-m", "dbt-ops: create fix branch"])
-            .args([reference.as_str(), commit.as_str(), zero.as_str()]);
+            .args(["update-ref", "-m", REFLOG_MESSAGE])
+            .args([reference.as_str(), commit.as_str(), zero.as_str()])
+            .env("GIT_COMMITTER_NAME", ident.name)
+            .env("GIT_COMMITTER_EMAIL", ident.email);
         let output = command.output()?;
         if !output.status.success() {
             // Someone created the branch between our check and now: fine if it holds
@@ -526,6 +628,31 @@ impl LocalRepo {
             commit_sha: commit,
             already_existed: false,
         })
+    }
+
+    /// The tip of the branch `reference` if it exists: from the refs read in-process, or,
+    /// where they cannot say, from git.
+    fn existing_tip(
+        &self,
+        refs: Option<&FilesRefs>,
+        objects: &mut ObjectReader,
+        reference: &str,
+    ) -> Result<Option<String>, LocalGitError> {
+        match refs.map(|refs| refs.lookup(reference)) {
+            Some(RefLookup::Found(tip)) => return Ok(Some(tip)),
+            Some(RefLookup::Absent) => return Ok(None),
+            Some(RefLookup::Unknown) | None => {}
+        }
+        // Asked of the cat-file session, which a repository read through git has running
+        // anyway. It resolves the name as a revision, so a differently placed ref (e.g.
+        // refs/heads/refs/heads/<branch>) could answer too: a hit is confirmed exactly.
+        if objects
+            .object(&format!("{reference}^{{commit}}"))?
+            .is_some()
+        {
+            return self.branch_tip_from_git(reference);
+        }
+        Ok(None)
     }
 
     /// The outcome for a branch that exists already: the same fix (every expected path a
@@ -587,6 +714,14 @@ impl LocalRepo {
         })?;
         Ok(path)
     }
+}
+
+/// This work tree's `HEAD` as its file says.
+enum Head {
+    /// `ref: <reference>`: the branch checked out (which may be unborn).
+    Symbolic(String),
+    /// A detached `HEAD`: the commit's id.
+    Detached(String),
 }
 
 /// The commit `rev` names, read through `objects`.

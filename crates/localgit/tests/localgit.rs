@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{git, request, Fixture, TestResult, FIXED, MODEL, ORIGINAL};
+use common::{git, model_repository_with, request, Fixture, TestResult, FIXED, MODEL, ORIGINAL};
 use dbtops_guardrails::{GuardrailError, ProtectedReason};
 use dbtops_localgit::{FileReplacement, LocalGitError, LocalRepo};
 
@@ -752,21 +752,10 @@ fn the_author_is_written_as_commit_tree_writes_it() -> TestResult {
 
 #[test]
 fn a_sha256_repository_gets_its_branch_too() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
-    if git(
-        root,
-        &["init", "-q", "--object-format=sha256", "-b", "main", "."],
-    )
-    .is_err()
-    {
-        eprintln!("skipped: this git cannot create a SHA-256 repository");
+    let Some(dir) = model_repository_with("--object-format=sha256")? else {
         return Ok(());
-    }
-    std::fs::create_dir_all(root.join("analytics/models/staging"))?;
-    std::fs::write(root.join(MODEL), ORIGINAL)?;
-    git(root, &["add", "-A"])?;
-    git(root, &["commit", "-q", "-m", "initial"])?;
+    };
+    let root = dir.path();
     let repo = LocalRepo::open(root)?;
     let base = repo.head_commit()?;
     assert_eq!(base.len(), 64);

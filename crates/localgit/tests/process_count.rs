@@ -1,8 +1,10 @@
 //! How many git processes a delivery runs: the figure this crate was made cheap for
 //! (sixteen before reads went through one `cat-file --batch`, six while writes went
 //! through `fast-import`; three since the objects are written in-process and `HEAD` is
-//! read from its file; two with a [`RepoCache`]), held here so that it does not creep
-//! back up.
+//! read from its file, two with a [`RepoCache`]; one, the open, since objects are read,
+//! refs resolved and the branch created in-process too, none with a [`RepoCache`]), held
+//! here so that it does not creep back up — for a repository fresh from `git init`, and
+//! for one after `git gc`, its objects packed (deltas included) and its refs packed.
 //!
 //! Every git process started while `GIT_TRACE2_EVENT` names a directory writes its own
 //! event file there — a child such as fast-import's `unpack-objects` included — so the
@@ -13,7 +15,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{request, Fixture, TestResult, FIXED, ORIGINAL};
+use common::{git, request, Fixture, TestResult, FIXED, MODEL, ORIGINAL};
 use dbtops_localgit::{FileReplacement, LocalGitError, LocalRepo, RepoCache};
 
 const BRANCH: &str = "dbt-ops/fix/stg_orders/3f2a9c1e";
@@ -63,55 +65,46 @@ fn traced<T>(work: impl FnOnce() -> T) -> Result<(T, Vec<String>), Box<dyn std::
 }
 
 #[test]
-fn a_delivery_runs_three_git_processes_and_two_once_the_repository_is_known() -> TestResult {
+fn a_delivery_runs_one_git_process_to_open_and_none_once_the_repository_is_known() -> TestResult {
     // Neither the machine's configuration (e.g. fastimport.unpackLimit, trace2 targets)
     // nor its identity may change the count. Sound only because this binary runs no other
     // test that could read the environment concurrently.
     std::env::set_var("GIT_CONFIG_GLOBAL", "/dev/null");
     std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
     let fixture = Fixture::new()?;
+    let root = fixture.root();
     let project = fixture.project();
     let base = fixture.head()?;
 
-    // A fresh branch: rev-parse (open), cat-file (every read), update-ref (the branch).
-    // The objects, HEAD and the description need no git.
+    // A fresh branch: rev-parse (open). The objects (read and written), the branch, HEAD
+    // and the description need no git.
     let repos = RepoCache::default();
     let (existed, processes) =
         traced(|| deliver(&repos, BRANCH, &project, &base, FIXED, ORIGINAL))?;
     assert!(!existed?);
-    assert_eq!(processes, ["cat-file", "rev-parse", "update-ref"]);
+    assert_eq!(processes, ["rev-parse"]);
 
-    // The same message again: nothing is written, and the branch is confirmed exactly
-    // (cat-file, then rev-parse of the branch); the repository is known by now.
+    // The same message again: nothing is written, the branch is found and its tip read
+    // in-process; the repository is known by now.
     let (existed, processes) =
         traced(|| deliver(&repos, BRANCH, &project, &base, FIXED, ORIGINAL))?;
     assert!(existed?);
-    assert!(processes.len() <= 2, "{processes:?}");
-    assert!(
-        !processes.iter().any(|name| name == "update-ref"),
-        "{processes:?}"
-    );
+    assert_eq!(processes, Vec::<String>::new());
 
-    // Another incident's fix in the known repository: cat-file and update-ref only.
+    // Another incident's fix in the known repository.
     let (existed, processes) = traced(|| {
         let fixed = FIXED.replace("select", "select distinct");
         deliver(&repos, OTHER_BRANCH, &project, &base, &fixed, ORIGINAL)
     })?;
     assert!(!existed?);
-    assert_eq!(processes, ["cat-file", "update-ref"]);
+    assert_eq!(processes, Vec::<String>::new());
 
-    // A snapshot of an uncommitted edit and an ancestor model: still one import.
-    let other_base = fixture.head()?;
+    // A snapshot of an uncommitted edit and an ancestor model: two commits, still no git.
     let failing = ORIGINAL.replace("order_id", "ordr_id");
     let fixed = failing.replace("custmer_id", "customer_id");
     let repo = LocalRepo::open(&project)?;
     let (committed, processes) = traced(|| {
-        let mut req = request(
-            "dbt-ops/fix/stg_orders/0badc0de",
-            &other_base,
-            common::MODEL,
-            &fixed,
-        );
+        let mut req = request("dbt-ops/fix/stg_orders/0badc0de", &base, MODEL, &fixed);
         req.also_replace = vec![FileReplacement {
             path_in_repo: "analytics/models/marts/exec_model.sql".into(),
             content: "select 2 as x\n".into(),
@@ -119,7 +112,102 @@ fn a_delivery_runs_three_git_processes_and_two_once_the_repository_is_known() ->
         repo.commit_to_new_branch_over(&req, &failing)
     })?;
     assert!(!committed?.already_existed);
-    // No open and no description here: cat-file and update-ref.
-    assert_eq!(processes, ["cat-file", "update-ref"]);
+    assert_eq!(processes, Vec::<String>::new());
+
+    // History worth packing: the model in several versions, so that gc stores most of
+    // them as deltas; then everything packed, objects and refs.
+    let version = |n: usize| {
+        let columns: Vec<String> = (0..60)
+            .map(|column| format!("    column_{column}_{}", if column == n { n } else { 0 }))
+            .collect();
+        format!(
+            "-- version {n}\nselect\n{}\nfrom {{{{ ref('raw_orders') }}}}\n",
+            columns.join(",\n")
+        )
+    };
+    for n in 1..=8 {
+        std::fs::write(root.join(MODEL), version(n))?;
+        git(root, &["commit", "-q", "-am", &format!("version {n}")])?;
+    }
+    git(root, &["gc", "-q"])?;
+    assert_eq!(git(root, &["count-objects"])?, "0 objects, 0 kilobytes\n");
+    assert!(!root.join(format!(".git/refs/heads/{BRANCH}")).exists());
+    assert!(std::fs::read_to_string(root.join(".git/packed-refs"))?.contains(BRANCH));
+
+    // A base whose model is stored as a delta in the pack.
+    let (delta_base, delta_version) = deltified_model(root)?;
+    let (existed, processes) = traced(|| {
+        let fixed = format!("{delta_version}-- fixed\n");
+        deliver(
+            &repos,
+            "dbt-ops/fix/stg_orders/5eed0001",
+            &project,
+            &delta_base,
+            &fixed,
+            &delta_version,
+        )
+    })?;
+    assert!(!existed?);
+    assert_eq!(processes, Vec::<String>::new());
+    // The first fix again, its branch now a packed ref and its objects packed.
+    let (existed, processes) =
+        traced(|| deliver(&repos, BRANCH, &project, &base, FIXED, ORIGINAL))?;
+    assert!(existed?);
+    assert_eq!(processes, Vec::<String>::new());
+    // Another fix on the packed base beside the packed branches.
+    let (existed, processes) = traced(|| {
+        let fixed = FIXED.replace("from", "from  ");
+        deliver(
+            &repos,
+            "dbt-ops/fix/stg_orders/5eed0002",
+            &project,
+            &base,
+            &fixed,
+            ORIGINAL,
+        )
+    })?;
+    assert!(!existed?);
+    assert_eq!(processes, Vec::<String>::new());
+
+    // What was written in-process is what git would have written.
+    git(root, &["fsck", "--strict", "--no-dangling"])?;
+    assert_eq!(
+        git(
+            root,
+            &["show", &format!("dbt-ops/fix/stg_orders/5eed0001:{MODEL}")]
+        )?,
+        format!("{delta_version}-- fixed\n")
+    );
+    assert_eq!(
+        git(root, &["rev-parse", "dbt-ops/fix/stg_orders/5eed0001^"])?.trim(),
+        delta_base
+    );
     Ok(())
+}
+
+/// A commit whose model blob the pack stores as a delta, and the model's content there.
+fn deltified_model(root: &Path) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let pack_dir = root.join(".git/objects/pack");
+    let mut deltas = String::new();
+    for entry in std::fs::read_dir(&pack_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|extension| extension == "idx") {
+            // `<oid> <type> <size> <size in pack> <offset> <depth> <base>` for a delta.
+            let listing = git(root, &["verify-pack", "-v", path.to_str().ok_or("path")?])?;
+            for line in listing.lines() {
+                if line.split_whitespace().count() == 7 {
+                    deltas.push_str(line);
+                    deltas.push('\n');
+                }
+            }
+        }
+    }
+    for commit in git(root, &["rev-list", "main"])?.lines() {
+        let blob = git(root, &["rev-parse", &format!("{commit}:{MODEL}")])?;
+        if deltas.contains(&format!("{} blob", blob.trim())) {
+            let content = git(root, &["show", &format!("{commit}:{MODEL}")])?;
+            return Ok((commit.to_owned(), content));
+        }
+    }
+    Err(format!("no model version is stored as a delta:\n{deltas}").into())
 }

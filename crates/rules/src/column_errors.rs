@@ -73,6 +73,9 @@ pub struct CandidateHintPattern {
     pub name: &'static str,
     /// A regex whose `list` group holds one or more double-quoted or bare names.
     pub regex: &'static str,
+    /// The most names the warehouse puts in one list of this wording, when it cuts the
+    /// list there: a list that long may have left out columns as near as those shown.
+    pub most: Option<usize>,
 }
 
 /// Suggestions the warehouses print with the error. They are only candidates — scored
@@ -85,17 +88,22 @@ pub const CANDIDATE_HINT_PATTERNS: &[CandidateHintPattern] = &[
         // have a column` error `Candidate bindings: : "order_date"`.
         name: "duckdb_candidate_bindings",
         regex: r#"Candidate bindings:[\s:]*(?P<list>"[^"\n]*"(?:,\s*"[^"\n]*")*)"#,
+        // DuckDB keeps its five nearest bindings (`StringUtil::TopNStrings`, n = 5).
+        most: Some(5),
     },
     CandidateHintPattern {
         // `HINT:  Perhaps you meant to reference the column "o.order_date".`, or
         // `… the column "a.x" or the column "b.x".`
         name: "postgres_perhaps_you_meant",
         regex: r#"Perhaps you meant to reference the column (?P<list>"[^"\n]*"(?: or the column "[^"\n]*")*)"#,
+        // Only the nearest names (within three edits), ties included: never cut by count.
+        most: None,
     },
     CandidateHintPattern {
         // `Unrecognized name: custmer_id; Did you mean customer_id?`
         name: "bigquery_did_you_mean",
         regex: r#"Unrecognized name: [^;\n]*; Did you mean (?P<list>[A-Za-z_][A-Za-z0-9_]*)\?"#,
+        most: None,
     },
 ];
 
@@ -111,13 +119,17 @@ pub struct MissingColumn {
     /// Suggested names the warehouse listed under two or more relations
     /// (`"c.order_date", "o.order_date"`): used unqualified they would be ambiguous.
     pub hinted_in_several_relations: Vec<String>,
+    /// True when a list of suggestions is as long as its wording's
+    /// [`CandidateHintPattern::most`]: columns as near as those listed may be missing
+    /// from it, so it cannot show that a candidate is the only one of its kind.
+    pub hints_may_be_cut: bool,
     /// The [`MissingColumnPattern::name`] that matched.
     pub pattern: &'static str,
 }
 
 struct Compiled {
     missing: Vec<(MissingColumnPattern, Regex)>,
-    hints: Vec<Regex>,
+    hints: Vec<(CandidateHintPattern, Regex)>,
 }
 
 /// The tables, compiled once. A row whose regex does not compile is skipped rather than
@@ -132,7 +144,7 @@ fn compiled() -> &'static Compiled {
             .collect(),
         hints: CANDIDATE_HINT_PATTERNS
             .iter()
-            .filter_map(|p| Regex::new(p.regex).ok())
+            .filter_map(|p| Regex::new(p.regex).ok().map(|r| (*p, r)))
             .collect(),
     })
 }
@@ -186,6 +198,7 @@ pub fn parse_missing_column(message: &str, adapter: &str) -> Option<MissingColum
         qualifier,
         hinted_candidates: unique_names(&hints),
         hinted_in_several_relations,
+        hints_may_be_cut: hints_may_be_cut(message),
         pattern: pattern.name,
     })
 }
@@ -221,11 +234,23 @@ fn unique_names(hints: &[(Option<String>, String)]) -> Vec<String> {
     names
 }
 
+/// True when some list of suggestions in `message` holds as many names as its wording
+/// ever shows.
+fn hints_may_be_cut(message: &str) -> bool {
+    compiled().hints.iter().any(|(pattern, re)| {
+        pattern.most.is_some_and(|most| {
+            re.captures_iter(message)
+                .filter_map(|caps| caps.name("list"))
+                .any(|list| list_items(list.as_str()).len() >= most)
+        })
+    })
+}
+
 /// Every (qualifier, name) the warehouse suggested, in order, duplicates kept.
 fn hints(message: &str) -> Vec<(Option<String>, String)> {
     let compiled = compiled();
     let mut found = Vec::new();
-    for re in &compiled.hints {
+    for (_, re) in &compiled.hints {
         for caps in re.captures_iter(message) {
             let Some(list) = caps.name("list") else {
                 continue;
@@ -357,6 +382,26 @@ mod tests {
         let m = m.unwrap_or_else(|| panic!("not parsed"));
         assert_eq!(m.hinted_candidates, vec!["order_date", "order_id"]);
         assert_eq!(m.hinted_in_several_relations, vec!["order_date"]);
+    }
+
+    #[test]
+    fn a_full_duckdb_list_may_be_cut() {
+        // duckdb 2.0.1's own client, a table with `plan_name`, `plankton`, `plant_code`,
+        // `planetarium`, `planet_name`, `id` and `email`: five names shown, two left out.
+        let full = "Binder Error: Referenced column \"plan\" not found in FROM clause!\n\
+                    Candidate bindings: \"plankton\", \"plan_name\", \"plant_code\", \
+                    \"planetarium\", \"planet_name\"\n\nLINE 1: select plan from raw_members";
+        let m = parse_missing_column(full, "duckdb").unwrap_or_else(|| panic!("not parsed"));
+        assert!(m.hints_may_be_cut);
+        let short = "Binder Error: Referenced column \"plan\" not found in FROM clause!\n  \
+                     Candidate bindings: \"plan_name\", \"full_name\"\n";
+        let m = parse_missing_column(short, "duckdb").unwrap_or_else(|| panic!("not parsed"));
+        assert!(!m.hints_may_be_cut);
+        // PostgreSQL's hint holds the nearest names only, however many columns exist.
+        let pg = "column \"created\" does not exist\n  HINT:  Perhaps you meant to reference \
+                  the column \"raw_orders.created_at\".";
+        let m = parse_missing_column(pg, "postgres").unwrap_or_else(|| panic!("not parsed"));
+        assert!(!m.hints_may_be_cut);
     }
 
     #[test]

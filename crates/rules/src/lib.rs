@@ -9,7 +9,10 @@
 //! `WHERE` (moved to `QUALIFY` where the warehouse has it), a string literal written in
 //! double quotes, a select alias read in `WHERE` (PostgreSQL), a function the warehouse
 //! spells differently, a function, type or table name the warehouse suggests a spelling
-//! for, a renamed upstream column, a mistyped table alias, a column read through the
+//! for, a renamed upstream column (or source column, when the database lists the new
+//! name), a materialization misspelt in `config()`, a reserved word used as a select
+//! item's name without `as` or read as a column (quoted, DuckDB and PostgreSQL), a
+//! mistyped table alias, a column read through the
 //! wrong alias, an ambiguous join column, a misspelt CTE name, a misspelt macro call, a
 //! keyword argument the called macro does not take, a Jinja tag left open on one line,
 //! an `{% if %}` or `{% for %}` block left open to the end of its CTE, a hard-coded table

@@ -60,55 +60,55 @@ pub(crate) async fn record_detection(
         .filter(|unique_id| !unique_id.is_empty())
         .collect();
     let mut indexed: Vec<(String, String)> = Vec::new();
-    for mut failure in failures {
-        // The id comes from the signature before redaction: every replica computes the
-        // same id whatever its environment, and the id is a hash that reveals nothing.
-        let incident_id =
-            dbtops_artifacts::incident_id(&project_name, &failure.unique_id, &failure.signature);
-        detector.prepare(&mut failure);
-        let span = tracing::info_span!(
-            "detector.incident",
-            incident_id = %incident_id,
-            model = %failure.name,
-            class = failure.class.label(),
-        );
-        let context = IncidentContext {
-            bus,
-            store: &store,
-            submitted,
-            project: &project,
-            project_name: &project_name,
-            detection: &detection,
-            failing_nodes: &failing_nodes,
-        };
-        let recurring = record_failure(&context, &incident_id, &failure)
-            .instrument(span)
-            .await?;
-        if !failure.unique_id.is_empty() {
-            indexed.push((failure.unique_id.clone(), incident_id.clone()));
-        }
-        if recurring {
-            verdict.recurring_incident_ids.push(incident_id);
-        } else {
-            verdict.new_incident_ids.push(incident_id);
-        }
-    }
-    let resolved = resolve_passing(
+    let context = IncidentContext {
         bus,
-        &store,
-        &index,
+        store: &store,
         submitted,
-        &project_name,
-        &detection,
-        &indexed,
-    )
-    .await?;
+        project: &project,
+        project_name: &project_name,
+        detection: &detection,
+        failing_nodes: &failing_nodes,
+    };
+    let record_failures = async {
+        for mut failure in failures {
+            // The id comes from the signature before redaction: every replica computes the
+            // same id whatever its environment, and the id is a hash that reveals nothing.
+            let incident_id = dbtops_artifacts::incident_id(
+                &project_name,
+                &failure.unique_id,
+                &failure.signature,
+            );
+            detector.prepare(&mut failure);
+            let span = tracing::info_span!(
+                "detector.incident",
+                incident_id = %incident_id,
+                model = %failure.name,
+                class = failure.class.label(),
+            );
+            let recurring = record_failure(&context, &incident_id, &failure)
+                .instrument(span)
+                .await?;
+            if !failure.unique_id.is_empty() {
+                indexed.push((failure.unique_id.clone(), incident_id.clone()));
+            }
+            if recurring {
+                verdict.recurring_incident_ids.push(incident_id);
+            } else {
+                verdict.new_incident_ids.push(incident_id);
+            }
+        }
+        Ok::<_, BusError>(())
+    };
+    // The project's index of open incidents is read while the incidents are written: it
+    // does not depend on them, and its write is compare-and-set against what was read.
+    let (recorded, open) = tokio::join!(record_failures, index.load(&project_name));
+    recorded?;
+    let resolved = resolve_passing(&context, &index, open?, &indexed).await?;
     for id in &resolved {
         verdict.notes.push(format!(
             "incident {id} resolved: its node passed in this run"
         ));
     }
-    store.put_submission(&verdict).await?;
     let processed = v1::RunProcessed {
         submission_id: verdict.submission_id.clone(),
         new_incident_ids: verdict.new_incident_ids.clone(),
@@ -116,12 +116,13 @@ pub(crate) async fn record_detection(
         notes: verdict.notes.clone(),
         resolved_incident_ids: resolved,
     };
-    bus.publish(
-        &bus.subjects().run_processed(),
-        &format!("{}.processed", submitted.submission_id),
-        &processed,
-    )
-    .await?;
+    // Two independent effects, both durable before the submission is acked.
+    let processed_id = format!("{}.processed", submitted.submission_id);
+    let processed_subject = bus.subjects().run_processed();
+    tokio::try_join!(
+        store.put_submission(&verdict),
+        bus.publish(&processed_subject, &processed_id, &processed),
+    )?;
     Ok(processed)
 }
 
@@ -240,20 +241,24 @@ async fn record_failure(
 /// project's index of open incidents up to date (this run's failures added, incidents
 /// that are no longer open removed). Returns the ids it resolved.
 async fn resolve_passing(
-    bus: &Bus,
-    store: &IncidentStore,
+    context: &IncidentContext<'_>,
     index: &OpenIndex,
-    submitted: &v1::RunSubmitted,
-    project_name: &str,
-    detection: &Detection,
+    (open, read_revision): (OpenByNode, Option<u64>),
     indexed: &[(String, String)],
 ) -> Result<Vec<String>, BusError> {
+    let IncidentContext {
+        bus,
+        store,
+        submitted,
+        project_name,
+        detection,
+        ..
+    } = *context;
     let passing: BTreeSet<&str> = detection
         .succeeded_nodes
         .iter()
         .map(String::as_str)
         .collect();
-    let open = index.load(project_name).await?.0;
     let mut resolved: Vec<String> = Vec::new();
     let mut gone: Vec<(String, String)> = Vec::new();
     for (unique_id, ids) in &open {
@@ -279,7 +284,7 @@ async fn resolve_passing(
     }
     if !indexed.is_empty() || !gone.is_empty() {
         index
-            .change(project_name, |map| {
+            .change(project_name, Some((open.clone(), read_revision)), |map| {
                 let mut changed = false;
                 for (unique_id, id) in &gone {
                     if let Some(ids) = map.get_mut(unique_id) {
@@ -394,14 +399,20 @@ impl OpenIndex {
 
     /// Applies `change` with compare-and-set (another detector may write the same project
     /// at once); `change` returns whether it changed anything.
+    /// `read` is the index as the caller last read it, tried first; a write that finds
+    /// it out of date reads it again.
     async fn change(
         &self,
         project: &str,
+        mut read: Option<(OpenByNode, Option<u64>)>,
         mut change: impl FnMut(&mut OpenByNode) -> bool,
     ) -> Result<(), BusError> {
         let key = Self::key(project);
         for _ in 0..20 {
-            let (mut map, revision) = self.load(project).await?;
+            let (mut map, revision) = match read.take() {
+                Some(known) => known,
+                None => self.load(project).await?,
+            };
             if !change(&mut map) {
                 return Ok(());
             }

@@ -397,6 +397,11 @@ async fn submit(
                 ),
                 Ok(_) => {
                     if let Ok(content) = std::fs::read(path) {
+                        let content = if kind == artifact_kind::MANIFEST {
+                            dbtops_artifacts::manifest_for_submission(&content).unwrap_or(content)
+                        } else {
+                            content
+                        };
                         files.push((kind, content));
                     }
                 }

@@ -491,8 +491,6 @@ pub async fn run(
         .map_err(|error| BenchError::Setup(error.to_string()))?;
     let base_project = project::project_ref(&paths.project_dir)
         .map_err(|error| BenchError::Setup(error.to_string()))?;
-    let files =
-        project::artifact_list(&artifacts).map_err(|error| BenchError::Setup(error.to_string()))?;
 
     let server = NatsServer::start(&project.scratch.join("nats"))?;
     let workspaces = project.scratch.join("workspaces");
@@ -527,7 +525,7 @@ pub async fn run(
             let _ = stopped.await;
         },
     ));
-    let measured = drive(options, &bus, &base_project, &files).await;
+    let measured = drive(options, &bus, &base_project, &artifacts).await;
     let _ = stop.send(());
     match services.await {
         Ok(Ok(())) => {}
@@ -548,7 +546,7 @@ async fn drive(
     options: &OverheadArgs,
     bus: &Bus,
     base_project: &v1::ProjectRef,
-    files: &[(&'static str, Vec<u8>)],
+    artifacts: &dbtops_artifacts::RunArtifacts,
 ) -> Result<(Vec<Run>, Vec<f64>), BenchError> {
     let subscribe = |subject: String| async move {
         bus.client()
@@ -572,7 +570,6 @@ async fn drive(
             name: format!("{}_bench_{index:05}", base_project.name),
             ..base_project.clone()
         };
-        let files = files.to_vec();
         let span =
             tracing::info_span!("submit", submission_id = %submission_id, project = %project.name);
         let trace_id = span
@@ -585,6 +582,9 @@ async fn drive(
 
         let submitted_at = SystemTime::now();
         let started = Instant::now();
+        // Built per incident, inside the timed part, as `dbt-ops submit` builds it.
+        let files = project::artifact_list(artifacts)
+            .map_err(|error| BenchError::Setup(error.to_string()))?;
         bus.submit_run(project, files, &submission_id)
             .instrument(span)
             .await?;

@@ -107,3 +107,22 @@ pub fn request(
         author_email: "dbt-ops@example.invalid".to_owned(),
     }
 }
+
+/// A repository made by `git init` with `option` (`--object-format=sha256`,
+/// `--ref-format=reftable`) holding only the model, in one commit on `main`; `None`, said
+/// on standard error, when this git cannot make such a repository.
+pub fn model_repository_with(
+    option: &str,
+) -> Result<Option<tempfile::TempDir>, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    if git(root, &["init", "-q", option, "-b", "main", "."]).is_err() {
+        eprintln!("did not run: this git cannot make a repository with {option}");
+        return Ok(None);
+    }
+    std::fs::create_dir_all(root.join("analytics/models/staging"))?;
+    std::fs::write(root.join(MODEL), ORIGINAL)?;
+    git(root, &["add", "-A"])?;
+    git(root, &["commit", "-q", "-m", "initial"])?;
+    Ok(Some(dir))
+}
