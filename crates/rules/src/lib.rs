@@ -12,6 +12,7 @@
 //! for, a renamed upstream column (or source column, when the database lists the new
 //! name), a materialization misspelt in `config()`, a reserved word used as a select
 //! item's name without `as` or read as a column (quoted, DuckDB and PostgreSQL), a
+//! keyword written twice (`as as`, `from from`), `using` without its parentheses, a
 //! mistyped table alias, a column read through the
 //! wrong alias, an ambiguous join column, a misspelt CTE name, a misspelt macro call, a
 //! keyword argument the called macro does not take, a Jinja tag left open on one line,

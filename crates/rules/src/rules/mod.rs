@@ -29,6 +29,7 @@ mod stray_comma;
 mod string_concat;
 mod suggested_name;
 mod syntax_repair;
+mod syntax_slips;
 mod trailing_comma;
 mod trailing_semicolon;
 mod type_mismatch;
@@ -77,6 +78,7 @@ pub use suggested_name::{
     UNKNOWN_NAME_PATTERNS,
 };
 pub use syntax_repair::{misspelt_keyword, unclosed_case, unclosed_parenthesis};
+pub use syntax_slips::{doubled_keyword, using_without_parentheses};
 pub use trailing_comma::trailing_comma;
 pub use trailing_semicolon::trailing_semicolon;
 pub use type_mismatch::{
@@ -195,6 +197,14 @@ pub const RULES: &[Rule] = &[
         apply: misspelt_keyword,
     },
     Rule {
+        name: syntax_slips::DOUBLED_NAME,
+        // Before `reserved_alias`, which reads PostgreSQL's stop at `from from` as a
+        // reserved word to quote, and `missing_comma`: sqlparser takes `min(d) as as,
+        // first_d` as a select item named `as`, a comma away from parsing.
+        classes: &[ErrorClass::SqlSyntax],
+        apply: doubled_keyword,
+    },
+    Rule {
         name: reserved_alias::NAME,
         // Early: it answers only a word the warehouse was measured to refuse, where the
         // parser stopped. sqlparser takes some of these models as written (`max(x)
@@ -203,6 +213,11 @@ pub const RULES: &[Rule] = &[
         // never touches a word that is already a keyword.
         classes: &[ErrorClass::SqlSyntax],
         apply: reserved_alias,
+    },
+    Rule {
+        name: syntax_slips::USING_NAME,
+        classes: &[ErrorClass::SqlSyntax],
+        apply: using_without_parentheses,
     },
     Rule {
         name: missing_comma::NAME,
@@ -537,7 +552,9 @@ mod tests {
             names(ErrorClass::SqlSyntax),
             vec![
                 "misspelt_keyword",
+                "doubled_keyword",
                 "reserved_alias",
+                "using_without_parentheses",
                 "missing_comma",
                 "trailing_comma",
                 "stray_comma",

@@ -708,6 +708,13 @@ fn role_of(tokens: &[Token], sql: &str, at: usize, reserved: &Reserved) -> Optio
     if !ends_item {
         return None;
     }
+    // `from from t` on one line: a keyword written twice (`doubled_keyword`'s case), not
+    // a column named `from` before the clause, which ends its line.
+    if next.text(sql).eq_ignore_ascii_case(&lower)
+        && !sql[token.range.end..next.range.start].contains('\n')
+    {
+        return None;
+    }
     let start = item_start(tokens, sql, at)?;
     let item = &tokens[start..at];
     // `interval '1' day` and its kind: the unit is part of the literal.
@@ -994,6 +1001,8 @@ mod tests {
             ),
             // A select modifier with a stray comma.
             ("select distinct,\n    id\nfrom t\n", 0, ","),
+            // A keyword written twice: `doubled_keyword`'s, not a column named `from`.
+            ("select id, name\nfrom from t\n", 1, "from"),
             // The unit of an interval literal.
             (
                 "select\n    id,\n    interval '1' day,\n    n\nfrom t\n",

@@ -107,7 +107,7 @@ fn in_case_of(word: &str, keyword: &str) -> String {
 
 /// The tokens the parser may have stopped at: those spelled like its `near` token — only
 /// the one the echoed line points at, when the line is found in the model.
-fn stopped_at(tokens: &[Token], sql: &str, error: &SyntaxError) -> Vec<usize> {
+pub(super) fn stopped_at(tokens: &[Token], sql: &str, error: &SyntaxError) -> Vec<usize> {
     let spelled: Vec<usize> = tokens
         .iter()
         .enumerate()
@@ -136,7 +136,11 @@ fn stopped_at(tokens: &[Token], sql: &str, error: &SyntaxError) -> Vec<usize> {
 }
 
 /// The one candidate text that parses, with its edit; `None` for none or several.
-fn only_parsing(sql: &str, adapter: &str, candidates: Vec<Edit>) -> Option<(String, Edit)> {
+pub(super) fn only_parsing(
+    sql: &str,
+    adapter: &str,
+    candidates: Vec<Edit>,
+) -> Option<(String, Edit)> {
     let mut parsing: Vec<(String, Edit)> = Vec::new();
     let mut seen = BTreeSet::new();
     for edit in candidates {
@@ -154,7 +158,7 @@ fn only_parsing(sql: &str, adapter: &str, candidates: Vec<Edit>) -> Option<(Stri
 }
 
 /// The parser error, the model's tokens, and whether sqlparser agrees the model is broken.
-fn broken_model<'a>(input: &RuleInput<'a>) -> Option<(SyntaxError, Vec<Token>)> {
+pub(super) fn broken_model<'a>(input: &RuleInput<'a>) -> Option<(SyntaxError, Vec<Token>)> {
     let error = parse_syntax_error(input.error_message)?;
     if parse_model(input.model_sql, input.adapter).is_ok() {
         return None;

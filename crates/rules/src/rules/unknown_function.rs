@@ -49,6 +49,18 @@ pub enum Rewrite {
     /// A day difference whose first argument is the literal `'day'`:
     /// `datediff('day', a, b)` → `(cast(b as date) - cast(a as date))`.
     DayDifference,
+    /// SQL Server's `datename(<date part>, d)`, its part a bare keyword:
+    /// `datename(weekday, d)` → `dayname(d)`, `datename(year, d)` →
+    /// `cast(date_part('year', d) as varchar)`. See [`DATENAME_PARTS`].
+    DateName,
+    /// A SQL Server call whose first argument is a bare date-part keyword, renamed and
+    /// the part quoted: `datediff(day, a, b)` → `date_diff('day', a, b)`. A call whose
+    /// part is already a string literal is the warehouse's own form and stays as it is.
+    /// See [`SQL_SERVER_DATE_PARTS`].
+    QuotedDatePart {
+        /// The new function name.
+        name: &'static str,
+    },
 }
 
 /// One function an adapter lacks and its equivalent there.
@@ -107,6 +119,27 @@ pub const FUNCTION_EQUIVALENTS: &[FunctionEquivalent] = &[
         function: "getdate",
         arities: &[0],
         rewrite: Rewrite::Template("current_timestamp"),
+    },
+    FunctionEquivalent {
+        adapters: DUCKDB,
+        function: "datename",
+        arities: &[2],
+        rewrite: Rewrite::DateName,
+    },
+    // DuckDB has these two, but its part is a string: SQL Server's bare `day` reads as a
+    // column and fails. Reached only along with another row's function (the error names
+    // that one), so that one proposal translates the whole model.
+    FunctionEquivalent {
+        adapters: DUCKDB,
+        function: "datediff",
+        arities: &[3],
+        rewrite: Rewrite::QuotedDatePart { name: "date_diff" },
+    },
+    FunctionEquivalent {
+        adapters: DUCKDB,
+        function: "datepart",
+        arities: &[2],
+        rewrite: Rewrite::QuotedDatePart { name: "date_part" },
     },
     FunctionEquivalent {
         adapters: DUCKDB,
@@ -248,6 +281,77 @@ pub const FUNCTION_EQUIVALENTS: &[FunctionEquivalent] = &[
         rewrite: Rewrite::Template("to_char({0}, 'FMMonth')"),
     },
 ];
+
+/// SQL Server's date-part keywords and abbreviations and the DuckDB part each means,
+/// for `datediff` (both count the part's boundaries crossed: `datediff(day, '23:00',
+/// '01:00 next day')` is 1 in both) and `datepart`. Left out on purpose: `week` and
+/// `weekday` (SQL Server's depend on `SET DATEFIRST`, DuckDB's are ISO or Sunday-zero),
+/// `dayofyear` (DuckDB's `date_diff` has no such part), the sub-second parts (not
+/// verified), and the one-letter abbreviations (`d`, `m`, `s`, …), which in a warehouse
+/// that has these functions are more likely a column than a part — and DuckDB reads
+/// `m` as minute.
+pub const SQL_SERVER_DATE_PARTS: &[(&str, &str)] = &[
+    ("year", "year"),
+    ("yyyy", "year"),
+    ("yy", "year"),
+    ("quarter", "quarter"),
+    ("qq", "quarter"),
+    ("month", "month"),
+    ("mm", "month"),
+    ("day", "day"),
+    ("dd", "day"),
+    ("hour", "hour"),
+    ("hh", "hour"),
+    ("minute", "minute"),
+    ("mi", "minute"),
+    ("second", "second"),
+    ("ss", "second"),
+];
+
+/// SQL Server's `datename` parts that have an exact DuckDB expression, `{0}` the date.
+/// Names are SQL Server's under its default language (`us_english`), which DuckDB's
+/// `dayname`/`monthname` print; the numeric parts come back as unpadded text in both.
+/// `datename` does not exist in DuckDB, so a bare word there is always a part and the
+/// one-letter abbreviations are safe. Refused: `week` and `iso_week` (numbering
+/// differs), the sub-second parts and `tzoffset`.
+pub const DATENAME_PARTS: &[(&[&str], &str)] = &[
+    (&["weekday", "dw"], "dayname({0})"),
+    (&["month", "mm", "m"], "monthname({0})"),
+    (
+        &["year", "yyyy", "yy"],
+        "cast(date_part('year', {0}) as varchar)",
+    ),
+    (
+        &["quarter", "qq", "q"],
+        "cast(date_part('quarter', {0}) as varchar)",
+    ),
+    (
+        &["dayofyear", "dy", "y"],
+        "cast(date_part('dayofyear', {0}) as varchar)",
+    ),
+    (
+        &["day", "dd", "d"],
+        "cast(date_part('day', {0}) as varchar)",
+    ),
+    (&["hour", "hh"], "cast(date_part('hour', {0}) as varchar)"),
+    (
+        &["minute", "mi", "n"],
+        "cast(date_part('minute', {0}) as varchar)",
+    ),
+    (
+        &["second", "ss", "s"],
+        "cast(date_part('second', {0}) as varchar)",
+    ),
+];
+
+/// The argument when it is one bare word (a SQL Server date-part keyword), lower-cased;
+/// `None` for a literal, a qualified name, Jinja or an expression.
+fn bare_word_arg(tokens: &[Token], sql: &str, arg: &Range<usize>) -> Option<String> {
+    let [t] = tokens.get(arg.clone())? else {
+        return None;
+    };
+    (t.kind == TokenKind::Word).then(|| t.text(sql).to_ascii_lowercase())
+}
 
 /// PostgreSQL/Oracle `to_char` patterns and their `strftime` codes, longest first. The
 /// flag says whether the pattern matches in any case (the numeric ones do in
@@ -421,6 +525,10 @@ pub fn unknown_function(input: &RuleInput) -> Option<RuleFix> {
         let Some((_, other_edits)) = rewrite_all_calls(&tokens, sql, other) else {
             continue;
         };
+        // Calls already in the warehouse's own form need nothing.
+        if other_edits.iter().all(Vec::is_empty) {
+            continue;
+        }
         let mut with_other = edits.clone();
         with_other.extend(other_edits.into_iter().flatten());
         if apply_edits(sql, &with_other).is_some() {
@@ -452,7 +560,7 @@ pub fn unknown_function(input: &RuleInput) -> Option<RuleFix> {
     } else {
         let names: Vec<String> = also.iter().map(|f| format!("`{f}`")).collect();
         format!(
-            " It lacks {} too, which the model also calls; rewrote those the same way.",
+            " The model also calls {} in a form it lacks too; rewrote those the same way.",
             names.join(", ")
         )
     };
@@ -633,6 +741,34 @@ fn rewrite_call(tokens: &[Token], sql: &str, call: &Call, rewrite: Rewrite) -> O
                 replacement: format!("(cast({} as date) - cast({} as date))", args[2], args[1]),
             }])
         }
+        Rewrite::DateName => {
+            let part = bare_word_arg(tokens, sql, &call.args[0])?;
+            let (_, template) = DATENAME_PARTS
+                .iter()
+                .find(|(names, _)| names.contains(&part.as_str()))?;
+            Some(vec![Edit {
+                range: whole,
+                replacement: fill(template, &args[1..]),
+            }])
+        }
+        Rewrite::QuotedDatePart { name } => {
+            if literal_arg(tokens, sql, &call.args[0]).is_some() {
+                return Some(Vec::new());
+            }
+            let part = bare_word_arg(tokens, sql, &call.args[0])?;
+            let (_, duckdb_part) = SQL_SERVER_DATE_PARTS.iter().find(|(k, _)| *k == part)?;
+            let part_arg = &call.args[0];
+            Some(vec![
+                Edit {
+                    range: name_range,
+                    replacement: name.to_owned(),
+                },
+                Edit {
+                    range: tokens[part_arg.start].range.clone(),
+                    replacement: format!("'{duckdb_part}'"),
+                },
+            ])
+        }
     }
 }
 
@@ -766,6 +902,84 @@ mod tests {
             fix("select nvl(a, 0) from t", message, "").as_deref(),
             Some("select coalesce(a, 0) from t")
         );
+    }
+
+    #[test]
+    fn sql_server_datename_becomes_duckdb_functions_per_part() {
+        let message = "Catalog Error: Scalar Function with name datename does not exist!\nDid you mean \"datepart\"?";
+        let cases = [
+            ("datename(weekday, d)", "dayname(d)"),
+            ("DATENAME(DW, d)", "dayname(d)"),
+            ("datename(month, d)", "monthname(d)"),
+            ("datename(m, d)", "monthname(d)"),
+            ("datename(yyyy, d)", "cast(date_part('year', d) as varchar)"),
+            ("datename(dd, d)", "cast(date_part('day', d) as varchar)"),
+        ];
+        for (call, expected) in cases {
+            assert_eq!(
+                fix(&format!("select {call} from t"), message, "duckdb"),
+                Some(format!("select {expected} from t")),
+                "{call}"
+            );
+        }
+        // Week numbering differs; a quoted or Jinja part is not SQL Server's form.
+        for call in [
+            "datename(week, d)",
+            "datename(iso_week, d)",
+            "datename('weekday', d)",
+            "datename({{ part }}, d)",
+        ] {
+            assert_eq!(
+                fix(&format!("select {call} from t"), message, "duckdb"),
+                None,
+                "{call}"
+            );
+        }
+        // One untranslatable call and the rule refuses: the model would still fail.
+        assert_eq!(
+            fix(
+                "select datename(weekday, d), datename(week, d) from t",
+                message,
+                "duckdb"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn bare_date_parts_are_quoted_along_with_the_missing_function() {
+        let getdate = "Catalog Error: Scalar Function with name getdate does not exist!";
+        assert_eq!(
+            fix(
+                "select datediff(day, cast(a as date), getdate()) as n, datepart(yyyy, b) as y from t",
+                getdate,
+                "duckdb"
+            )
+            .as_deref(),
+            Some("select date_diff('day', cast(a as date), current_timestamp) as n, date_part('year', b) as y from t")
+        );
+        // DuckDB's own string form stays; only `getdate` changes.
+        assert_eq!(
+            fix(
+                "select datediff('day', a, getdate()) from t",
+                getdate,
+                "duckdb"
+            )
+            .as_deref(),
+            Some("select datediff('day', a, current_timestamp) from t")
+        );
+        // `week` has no exact part and a one-letter `d` may be a column: left alone.
+        for sql in [
+            "select datediff(week, a, getdate()) from t",
+            "select datediff(d, a, getdate()) from t",
+        ] {
+            let fixed = fix(sql, getdate, "duckdb").unwrap_or_default();
+            assert_eq!(
+                fixed,
+                sql.replace("getdate()", "current_timestamp"),
+                "{sql}"
+            );
+        }
     }
 
     #[test]
