@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -72,6 +73,18 @@ impl std::fmt::Debug for ArtifactsStore {
             .finish()
     }
 }
+
+/// Waits before publishing again when no stream answered a publish (JetStream's "no
+/// responders"): about 3 s in all, longer than a replicated stream's leader election
+/// usually takes; a stream that really is missing is reported after them.
+const NO_RESPONDERS_RETRY_DELAYS: &[Duration] = &[
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+];
 
 /// Room left in an object-store chunk for the message's headers and subject.
 const CHUNK_HEADROOM_BYTES: usize = 8 * 1024;
@@ -561,12 +574,32 @@ impl Bus {
         let subjects = [subject.to_owned()];
         let ack = self
             .unless_refused(&subjects, async {
-                self.jetstream
-                    .publish_with_headers(subject.to_owned(), headers, payload)
-                    .await
-                    .map_err(|error| publish_error(error.to_string()))?
-                    .await
-                    .map_err(|error| publish_error(error.to_string()))
+                let mut waits = NO_RESPONDERS_RETRY_DELAYS.iter();
+                loop {
+                    let attempt = async {
+                        self.jetstream
+                            .publish_with_headers(
+                                subject.to_owned(),
+                                headers.clone(),
+                                payload.clone(),
+                            )
+                            .await?
+                            .await
+                    }
+                    .await;
+                    match attempt {
+                        // No stream answered: while a stream elects its leader (a node
+                        // lost, a cluster just formed) JetStream has no responder for a
+                        // moment. The message id makes a second publish safe.
+                        Err(error) if error.kind() == PublishErrorKind::StreamNotFound => {
+                            match waits.next() {
+                                Some(wait) => tokio::time::sleep(*wait).await,
+                                None => return Err(publish_error(error.to_string())),
+                            }
+                        }
+                        other => return other.map_err(|error| publish_error(error.to_string())),
+                    }
+                }
             })
             .await
             .map_err(|refusal| publish_error(refused(&refusal)))??;

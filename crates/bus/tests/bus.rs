@@ -645,3 +645,43 @@ async fn an_update_after_another_process_wrote_applies_to_the_newer_record() {
     drop(other);
     drop(server);
 }
+
+/// A publish that no stream answers (JetStream's "no responders", as while a replicated
+/// stream elects its leader) is tried again for a while: a stream that appears 300 ms
+/// later stores it, once; one that never appears is reported.
+#[tokio::test]
+async fn a_publish_no_stream_answers_yet_is_stored_once_the_stream_is_there() {
+    let (_server, bus, _store) = start().await;
+    let jetstream = async_nats::jetstream::new(bus.client().clone());
+    let creator = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        jetstream
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "LATE".into(),
+                subjects: vec!["late.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let published = bus
+        .publish("late.run", "late-1", &processed("late"))
+        .await
+        .unwrap();
+    creator.await.unwrap();
+    assert!(!published.duplicate);
+    assert_eq!(published.sequence, 1);
+
+    let started = std::time::Instant::now();
+    let error = bus
+        .publish("never.run", "never-1", &processed("never"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no stream found"), "{error}");
+    // Retried before it was reported, not refused at once.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
