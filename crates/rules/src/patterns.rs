@@ -2,7 +2,9 @@
 //! them: compiled once, and for a given adapter its own rows tried before the others'
 //! (the wording decides, but an adapter's own phrasing is the likelier match).
 
-use regex::Regex;
+use std::sync::OnceLock;
+
+use regex::{Captures, Regex};
 
 /// A row of an adapter-keyed table: which adapters word an error this way, and the regex.
 pub trait AdapterRow: Copy {
@@ -51,4 +53,17 @@ pub fn own_adapter_first<'a, R: AdapterRow>(
         .iter()
         .partition(|(row, _)| row.adapters().contains(&adapter.as_str()));
     own.into_iter().chain(others)
+}
+
+/// The captures of `pattern` in `text`, with the regex compiled once into `cell` (the
+/// rule's own `static`); `None` when it does not match, or does not compile — every
+/// pattern's own test compiles it.
+pub fn captures<'t>(
+    cell: &'static OnceLock<Option<Regex>>,
+    pattern: &str,
+    text: &'t str,
+) -> Option<Captures<'t>> {
+    cell.get_or_init(|| Regex::new(pattern).ok())
+        .as_ref()?
+        .captures(text)
 }

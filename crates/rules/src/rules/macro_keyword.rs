@@ -40,10 +40,7 @@ pub struct UnknownKeyword {
 /// Reads the macro and the keyword out of dbt's error text.
 pub fn parse_unknown_keyword(message: &str) -> Option<UnknownKeyword> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(UNKNOWN_KEYWORD_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, UNKNOWN_KEYWORD_PATTERN, message)?;
     Some(UnknownKeyword {
         macro_name: caps.name("macro")?.as_str().to_owned(),
         keyword: caps.name("keyword")?.as_str().to_owned(),

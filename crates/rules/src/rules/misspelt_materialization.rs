@@ -79,10 +79,7 @@ pub struct UnknownMaterialization {
 /// Reads the materialization and the adapter out of dbt's error text.
 pub fn parse_unknown_materialization(message: &str) -> Option<UnknownMaterialization> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(UNKNOWN_MATERIALIZATION_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, UNKNOWN_MATERIALIZATION_PATTERN, message)?;
     Some(UnknownMaterialization {
         name: caps.name("name")?.as_str().to_owned(),
         adapter: caps.name("adapter")?.as_str().to_owned(),

@@ -36,10 +36,7 @@ pub struct MissingRef {
 /// Reads dbt's "depends on a node named … which was not found" error.
 pub fn parse_missing_ref(message: &str) -> Option<MissingRef> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(MISSING_REF_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, MISSING_REF_PATTERN, message)?;
     Some(MissingRef {
         name: caps.name("name")?.as_str().to_owned(),
         package: caps.name("package").map(|m| m.as_str().to_owned()),

@@ -34,10 +34,7 @@ pub struct MissingSource {
 /// Reads dbt's "depends on a source named '…' which was not found" error.
 pub fn parse_missing_source(message: &str) -> Option<MissingSource> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(MISSING_SOURCE_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, MISSING_SOURCE_PATTERN, message)?;
     Some(MissingSource {
         source_name: caps.name("source")?.as_str().to_owned(),
         table_name: caps.name("table")?.as_str().to_owned(),

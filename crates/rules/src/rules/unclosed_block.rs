@@ -31,10 +31,7 @@ const BLOCKS: [(&str, &str); 2] = [("if", "endif"), ("for", "endfor")];
 /// The block Jinja says is open (`if`, `for`), when the message is that error.
 pub fn parse_unclosed_block(message: &str) -> Option<String> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(END_OF_TEMPLATE).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, END_OF_TEMPLATE, message)?;
     Some(caps.name("block")?.as_str().to_owned())
 }
 

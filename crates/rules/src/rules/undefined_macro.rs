@@ -60,10 +60,7 @@ pub const DBT_BUILTINS: &[&str] = &[
 /// Reads the undefined name out of dbt's "'x' is undefined" error.
 pub fn parse_undefined_name(message: &str) -> Option<String> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    let caps = RE
-        .get_or_init(|| Regex::new(UNDEFINED_PATTERN).ok())
-        .as_ref()?
-        .captures(message)?;
+    let caps = crate::patterns::captures(&RE, UNDEFINED_PATTERN, message)?;
     Some(caps.name("name")?.as_str().to_owned())
 }
 
